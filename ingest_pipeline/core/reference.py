@@ -1,0 +1,80 @@
+"""Reference data: the shared (`ref.<table>`) and per-company (`company.<table>`) lookup tables.
+
+Tables are CSV files with a header row, read as text (lookups compare text). They are found
+under the home folder first (`reference/ref/<table>.csv`, `reference/company/<id>/<table>.csv`,
+as the contract says) and then, as an extension, under `<filespecs>/reference/` with the same
+layout, so that the sample form types work on a fresh home. What an upload used is snapshotted
+into its work folder when it is prepared, so reruns of later stages judge it the same way.
+"""
+
+from pathlib import Path
+
+import polars as pl
+
+from ingest_pipeline.core.errors import ReferenceDataError
+from ingest_pipeline.core.filespec import FileSpec
+
+
+def reference_relpath(scope: str, table: str, company_id: str) -> Path:
+    if scope == "ref":
+        return Path("ref") / f"{table}.csv"
+    return Path("company") / company_id / f"{table}.csv"
+
+
+def find_reference_table(scope: str, table: str, company_id: str, home: Path, filespecs_dir: Path) -> Path:
+    """The CSV file of `<scope>.<table>` for this company, or ReferenceDataError naming where it was sought."""
+    relpath = reference_relpath(scope, table, company_id)
+    candidates = [Path(home) / "reference" / relpath, Path(filespecs_dir) / "reference" / relpath]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ReferenceDataError(
+        f"reference table {scope}.{table} for company {company_id!r} not found: expected {candidates[0]}"
+    )
+
+
+def read_reference_csv(path: Path) -> pl.DataFrame:
+    """A reference table as text columns, in file order; empty cells are null (they match nothing)."""
+    try:
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise ReferenceDataError(f"reference table {path} cannot be read: {error}") from None
+    return frame.rename({name: name.lstrip("\ufeff").strip() for name in frame.columns})
+
+
+def snapshot_name(scope: str, table: str) -> str:
+    return f"{scope}.{table}.parquet"
+
+
+def snapshot_reference_data(
+    spec: FileSpec, company_id: str, home: Path, filespecs_dir: Path, snapshot_dir: Path
+) -> dict[str, int]:
+    """Copy every table the filespec reads into `snapshot_dir`; returns rows per `scope.table`.
+
+    Also checks that every column the filespec names exists, so that a missing column fails the
+    upload at prepare with one sentence, not a chunk halfway through the scan.
+    """
+    needed: dict[tuple[str, str], set[str]] = {table: set() for table in spec.reference_tables}
+    for field in spec.fields:
+        if field.lookup_parts:
+            scope, table, column = field.lookup_parts
+            needed[(scope, table)].add(column)
+    for enrich in spec.enrich:
+        needed[enrich.scope_and_table].update(enrich.on.values(), enrich.add.values())
+    snapshot_dir.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, int] = {}
+    for (scope, table), columns in needed.items():
+        path = find_reference_table(scope, table, company_id, home, filespecs_dir)
+        frame = read_reference_csv(path)
+        missing = sorted(columns - set(frame.columns))
+        if missing:
+            raise ReferenceDataError(
+                f"reference table {scope}.{table} ({path}) has no column {missing[0]!r}; it has {', '.join(frame.columns)}"
+            )
+        frame.write_parquet(snapshot_dir / snapshot_name(scope, table))
+        rows[f"{scope}.{table}"] = frame.height
+    return rows
+
+
+def load_snapshot(snapshot_dir: Path, scope: str, table: str) -> pl.DataFrame:
+    return pl.read_parquet(Path(snapshot_dir) / snapshot_name(scope, table))

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Sets up everything the project needs on a fresh machine: a virtual environment in .venv with
+# every Python package pinned (constraints.txt), the project installed editable, and Azurite (the
+# Azure Storage emulator, from the npm registry) in .azurite/ for the tests. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$(cat setup.py constraints.txt | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+  rm -f .venv/.installed-* && touch "$stamp"
+fi
