@@ -1,0 +1,152 @@
+"""The DuckDB warehouse: the contract's tables (shared/spec/outputs.md) and safe access to them.
+
+DuckDB lets one process at a time open a database file for writing, and a reader cannot open it
+while a writer holds it. Every connection here therefore takes an advisory lock on a file beside
+the database first: writers exclusively, readers shared. Dagster's `duckdb_writer` pool keeps the
+heavy merge steps to one at a time; this lock is what makes the short status writes from other
+steps, the sensor and the command line wait their turn instead of failing.
+"""
+
+import contextlib
+import fcntl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+SCHEMA_DDL = """
+CREATE SCHEMA IF NOT EXISTS ingest;
+CREATE SCHEMA IF NOT EXISTS results;
+CREATE TABLE IF NOT EXISTS ingest.uploads (
+    upload_id VARCHAR PRIMARY KEY,
+    company_id VARCHAR NOT NULL,
+    form_type VARCHAR NOT NULL,
+    filespec_version INTEGER,
+    source VARCHAR NOT NULL,
+    sha256 VARCHAR,
+    bytes BIGINT,
+    received_at TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL,
+    rows_total BIGINT,
+    rows_accepted BIGINT,
+    rows_rejected BIGINT,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    error VARCHAR,
+    -- extensions (outputs.md allows extending): where the upload stands and how far along it is
+    stage VARCHAR,
+    chunks_total INTEGER,
+    chunks_done INTEGER,
+    run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS ingest.messages (
+    upload_id VARCHAR NOT NULL,
+    row_number BIGINT,
+    line_number BIGINT,
+    field VARCHAR,
+    rule VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL,
+    value VARCHAR,
+    message VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ingest.rejects (
+    upload_id VARCHAR NOT NULL,
+    row_number BIGINT NOT NULL,
+    line_number BIGINT NOT NULL,
+    raw VARCHAR
+);
+CREATE TABLE IF NOT EXISTS ingest.column_summary (
+    upload_id VARCHAR NOT NULL,
+    field VARCHAR NOT NULL,
+    rows BIGINT,
+    nulls BIGINT,
+    distinct_values BIGINT,
+    errors BIGINT,
+    warnings BIGINT,
+    min_value VARCHAR,
+    max_value VARCHAR
+);
+CREATE TABLE IF NOT EXISTS ingest.stage_metrics (
+    upload_id VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL,
+    chunk INTEGER,
+    started_at TIMESTAMP,
+    seconds DOUBLE,
+    cpu_seconds DOUBLE,
+    peak_rss_bytes BIGINT,
+    rows BIGINT
+);
+"""
+
+UPLOAD_COLUMNS = (
+    "upload_id, company_id, form_type, filespec_version, source, sha256, bytes, received_at, status, "
+    "rows_total, rows_accepted, rows_rejected, started_at, finished_at, error"
+)
+
+# The merge may work on files far larger than memory; DuckDB spills to this folder beyond the limit.
+DEFAULT_MEMORY_LIMIT = "2GB"
+LOCK_TIMEOUT_SECONDS = 3600.0
+
+
+class Warehouse:
+    """The DuckDB file under the pipeline's home, opened briefly and under a lock for each use."""
+
+    def __init__(self, path: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT):
+        self.path = Path(path)
+        self.memory_limit = memory_limit
+        self._schema_ready = False
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    @contextlib.contextmanager
+    def connect(self, write: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held under the file lock; writers also make sure the tables exist."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as lock_file:
+            _lock(lock_file, fcntl.LOCK_EX if write or not self.path.exists() else fcntl.LOCK_SH)
+            try:
+                if not write and not self.path.exists():
+                    write = True  # first use: create the file and tables so readers see empty tables
+                connection = duckdb.connect(str(self.path), read_only=not write)
+                try:
+                    connection.execute(f"SET memory_limit = '{self.memory_limit}'")
+                    connection.execute(f"SET temp_directory = '{self.path.parent / 'duckdb_tmp'}'")
+                    if write and not self._schema_ready:
+                        connection.execute(SCHEMA_DDL)
+                        self._schema_ready = True
+                    yield connection
+                finally:
+                    connection.close()
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write connection inside BEGIN/COMMIT (ROLLBACK on any error)."""
+        with self.connect(write=True) as connection:
+            connection.execute("BEGIN TRANSACTION")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+
+def _lock(lock_file, mode: int) -> None:
+    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    while True:
+        try:
+            fcntl.flock(lock_file, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {LOCK_TIMEOUT_SECONDS:.0f}s for the warehouse lock {lock_file.name}") from None
+            time.sleep(0.05)
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
