@@ -16,3 +16,14 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
+
+# Azurite, pinned, in a local prefix (never global). 3.35.0 is the newest release whose engines
+# allow Node 20; 3.36+ require Node >= 21/22. The tests start .azurite/node_modules/.bin/azurite-blob.
+AZURITE_VERSION=3.35.0
+installed=$(node -p "require('./.azurite/node_modules/azurite/package.json').version" 2>/dev/null || true)
+if [ "$installed" != "$AZURITE_VERSION" ] || [ ! -x .azurite/node_modules/.bin/azurite-blob ]; then
+  command -v npm >/dev/null 2>&1 || { echo "setup.sh: npm is needed to install Azurite (Node >= 20)." >&2; exit 1; }
+  mkdir -p .azurite
+  npm install --prefix .azurite --save-exact --no-audit --no-fund --loglevel=error \
+    "azurite@$AZURITE_VERSION"
+fi

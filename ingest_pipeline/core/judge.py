@@ -1,0 +1,364 @@
+"""How every cell is judged (filespec.md), as pandera schemas generated from a filespec.
+
+For each field the chunk frame holds its text (trimmed unless `trim: false`; empty text is null)
+under the field's name and its converted value under `typed:<name>`. The generated schema has one
+pandera Column per field: `required` is pandera's nullability, and every other rule is a named
+Check whose expression passes nulls and cells that failed `type`, as the contract skips them.
+The frame is validated eagerly (pandera checks only the schema of a LazyFrame by default) and
+each failure case becomes one `messages` row. Uniqueness is judged later, across the upload.
+"""
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+from ingest_pipeline.core.filespec import FieldSpec, FieldType, FileSpec, Severity
+
+MESSAGE_SCHEMA = {
+    "row_number": pl.Int64,
+    "line_number": pl.Int64,
+    "field": pl.String,
+    "rule": pl.String,
+    "severity": pl.String,
+    "value": pl.String,
+    "message": pl.String,
+}
+VALUE_LIMIT = 200  # characters of a cell kept in `messages.value`
+QUOTED_VALUE_LIMIT = 80  # characters of a cell quoted inside a message sentence
+CELL_RULES = ("required", "type", "min_length", "max_length", "pattern", "enum", "minimum", "maximum", "lookup")
+
+POLARS_TYPES = {
+    FieldType.STRING: pl.String,
+    FieldType.INTEGER: pl.Int64,
+    FieldType.DECIMAL: pl.Float64,
+    FieldType.DATE: pl.Date,
+    FieldType.DATETIME: pl.Datetime("us"),
+    FieldType.BOOLEAN: pl.Boolean,
+}
+INTEGER_TEXT = r"^[+-]?[0-9]+$"
+DECIMAL_TEXT = r"^[+-]?[0-9]+(\.[0-9]+)?$"
+
+
+def typed_column(name: str) -> str:
+    return f"typed:{name}"
+
+
+def empty_messages() -> pl.DataFrame:
+    return pl.DataFrame(schema=MESSAGE_SCHEMA)
+
+
+# --- conversion -------------------------------------------------------------------------------
+
+
+def cell_text(raw: pl.Expr, field: FieldSpec) -> pl.Expr:
+    """Step 2 of judging a cell: trim (unless trim is false); empty text is null."""
+    text = raw.str.strip_chars() if field.trim else raw
+    return pl.when(text == "").then(None).otherwise(text)
+
+
+def converted(text: pl.Expr, field: FieldSpec) -> pl.Expr:
+    """Step 4: the cell converted to the field's type; null when null or not convertible."""
+    if field.type == FieldType.STRING:
+        return text
+    if field.type == FieldType.INTEGER:
+        # Casting rejects values outside 64 bits (null), which the contract also calls a type error.
+        return pl.when(text.str.contains(INTEGER_TEXT)).then(text.str.strip_prefix("+").cast(pl.Int64, strict=False))
+    if field.type == FieldType.DECIMAL:
+        return pl.when(text.str.contains(DECIMAL_TEXT)).then(text.cast(pl.Float64, strict=False))
+    if field.type == FieldType.BOOLEAN:
+        true_texts, false_texts = field.boolean_texts
+        lowered = text.str.to_lowercase()
+        return (
+            pl.when(lowered.is_in(list(true_texts)))
+            .then(pl.lit(True))
+            .when(lowered.is_in(list(false_texts)))
+            .then(pl.lit(False))
+        )
+    # Dates are read strictly: valid only if formatting the parsed value gives the text back.
+    dtype = POLARS_TYPES[field.type]
+    parsed = text.str.strptime(dtype, field.date_format, strict=False, exact=True)
+    return pl.when(parsed.dt.strftime(field.date_format) == text).then(parsed)
+
+
+# --- the generated schema ---------------------------------------------------------------------
+
+
+def _check(name: str, passes: Callable[[], pl.Expr]) -> pa.Check:
+    def run(data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(passes().alias(name))
+
+    return pa.Check(run, name=name)
+
+
+def _bound_literal(field: FieldSpec, key: str) -> pl.Expr:
+    value = field.bound(key)
+    if isinstance(value, Decimal):
+        return pl.lit(float(value))
+    if isinstance(value, dt.datetime):
+        return pl.lit(value, dtype=pl.Datetime("us"))
+    return pl.lit(value)
+
+
+def field_checks(field: FieldSpec, lookup_values: pl.Series | None) -> list[pa.Check]:
+    """The named checks of one field; each passes what the contract says it must not judge."""
+    text, typed = pl.col(field.name), pl.col(typed_column(field.name))
+    skipped = text.is_null() | typed.is_null()  # null cells and cells that failed `type`
+    checks = []
+    if field.type != FieldType.STRING:
+        checks.append(_check("type", lambda: text.is_null() | typed.is_not_null()))
+    if field.min_length is not None:
+        checks.append(_check("min_length", lambda: skipped | (text.str.len_chars() >= field.min_length)))
+    if field.max_length is not None:
+        checks.append(_check("max_length", lambda: skipped | (text.str.len_chars() <= field.max_length)))
+    if field.pattern is not None:
+        # \A and \z anchor the whole text in the regex engine polars uses (Rust regex, RE2-like).
+        whole = rf"\A(?:{field.pattern})\z"
+        checks.append(_check("pattern", lambda: skipped | text.str.contains(whole)))
+    if field.enum is not None:
+        checks.append(_check("enum", lambda: skipped | text.is_in(field.enum)))
+    if field.minimum is not None:
+        checks.append(_check("minimum", lambda: skipped | (typed >= _bound_literal(field, "minimum"))))
+    if field.maximum is not None:
+        checks.append(_check("maximum", lambda: skipped | (typed <= _bound_literal(field, "maximum"))))
+    if lookup_values is not None:
+        checks.append(_check("lookup", lambda: skipped | text.is_in(lookup_values)))
+    return checks
+
+
+def build_schema(spec: FileSpec, lookup_values: dict[str, pl.Series]) -> pa.DataFrameSchema:
+    """The pandera schema of a filespec's chunk frame (text columns named by field)."""
+    columns = {
+        field.name: pa.Column(
+            pl.String,
+            nullable=not field.required,
+            checks=field_checks(field, lookup_values.get(field.name)),
+        )
+        for field in spec.fields
+    }
+    return pa.DataFrameSchema(columns, strict=False, name=spec.form_type)
+
+
+# --- message sentences ------------------------------------------------------------------------
+
+_STRFTIME_WORDS = {
+    "%Y": "YYYY", "%y": "YY", "%m": "MM", "%d": "DD", "%H": "hh", "%I": "hh", "%M": "mm", "%S": "ss",
+    "%b": "Mon", "%B": "Month", "%p": "AM/PM", "%j": "DDD", "%f": "ffffff", "%a": "Day", "%A": "Weekday",
+    "%z": "+hhmm", "%Z": "TZ", "%e": "D", "%T": "hh:mm:ss", "%%": "%",
+}  # fmt: skip
+
+
+def human_date_format(fmt: str) -> str:
+    text = fmt
+    for code, word in _STRFTIME_WORDS.items():
+        text = text.replace(code, word)
+    return text
+
+
+def _listing(values: list[str], most: int = 12) -> str:
+    shown = ", ".join(values[:most])
+    return shown + (f" (and {len(values) - most} more)" if len(values) > most else "")
+
+
+def field_label(field: FieldSpec) -> str:
+    return f"Field '{field.name}'"
+
+
+def say(*parts: str | pl.Expr) -> pl.Expr:
+    """A sentence from literal text and expressions (no format string: user text may hold braces)."""
+    return pl.concat_str([pl.lit(part) if isinstance(part, str) else part for part in parts])
+
+
+def rule_sentence(field: FieldSpec, rule: str) -> Callable[[pl.Expr], pl.Expr]:
+    """The message of a broken cell rule, as an expression over the quoted cell text."""
+    label = field_label(field)
+    if rule == "required":
+        return lambda value: pl.lit(f"{label} is required but is empty.")
+    if rule == "type":
+        expectation = {
+            FieldType.INTEGER: "a whole number (digits with an optional sign)",
+            FieldType.DECIMAL: "a number such as 1234.56 (no thousands separators, currency signs or exponent)",
+            FieldType.DATE: f"a date written as {human_date_format(field.date_format)} ({field.date_format})",
+            FieldType.DATETIME: f"a date and time written as {human_date_format(field.date_format)} ({field.date_format})",
+            FieldType.BOOLEAN: "one of " + _listing([*field.boolean_texts[0], *field.boolean_texts[1]]),
+        }[field.type]
+        return lambda value: say(f"{label} must be {expectation}, but is '", value, "'.")
+    if rule in ("min_length", "max_length"):
+        word = "at least" if rule == "min_length" else "at most"
+        limit = getattr(field, rule)
+        return lambda value: say(
+            f"{label} must be {word} {limit} characters long, but '", value, "' has ",
+            value.str.len_chars().cast(pl.String), ".",
+        )  # fmt: skip
+    if rule == "pattern":
+        expected = field.description or f"text matching the pattern {field.pattern}"
+        return lambda value: say(f"{label} does not have the expected form ({expected}): '", value, "'.")
+    if rule == "enum":
+        return lambda value: say(f"{label} must be one of {_listing(field.enum)}, but is '", value, "'.")
+    if rule in ("minimum", "maximum"):
+        word = "at least" if rule == "minimum" else "at most"
+        return lambda value: say(f"{label} must be {word} {getattr(field, rule)}, but is '", value, "'.")
+    if rule == "lookup":
+        scope, table, column = field.lookup_parts
+        where = f"the shared {table} list ({column})" if scope == "ref" else f"your company's {table} list ({column})"
+        return lambda value: say(f"{label} '", value, f"' is not a known value: it is not in {where}.")
+    raise ValueError(f"no sentence for rule {rule!r}")  # a bug: every cell rule has one
+
+
+def quoted(value: pl.Expr) -> pl.Expr:
+    """Cell text as quoted inside a sentence: shortened, line breaks shown as spaces."""
+    shortened = pl.when(value.str.len_chars() > QUOTED_VALUE_LIMIT).then(
+        value.str.head(QUOTED_VALUE_LIMIT - 1) + pl.lit("…")
+    ).otherwise(value)
+    return shortened.str.replace_all(r"[\r\n]+", " ")
+
+
+# --- judging a chunk --------------------------------------------------------------------------
+
+
+@dataclass
+class ReferenceSnapshot:
+    """The reference tables an upload is judged against, keyed by (scope, table)."""
+
+    tables: dict[tuple[str, str], pl.DataFrame]
+
+    def lookup_values(self, spec: FileSpec) -> dict[str, pl.Series]:
+        values = {}
+        for field in spec.fields:
+            if field.lookup_parts:
+                scope, table, column = field.lookup_parts
+                values[field.name] = self.tables[(scope, table)][column].drop_nulls().unique()
+        return values
+
+
+@dataclass
+class JudgedChunk:
+    """What judging the records of one chunk found."""
+
+    frame: pl.DataFrame  # per record with cells: raw:<field>, text, typed:<field>, enrich columns
+    messages: pl.DataFrame  # MESSAGE_SCHEMA, in row order within each rule
+    rejected: pl.Series  # boolean per record of `frame`: an error-severity message is attached
+
+
+class ChunkJudge:
+    """Judges the cells of chunk records against one filespec and its reference snapshot."""
+
+    def __init__(self, spec: FileSpec, reference: ReferenceSnapshot):
+        self.spec = spec
+        self.reference = reference
+        self.schema = build_schema(spec, reference.lookup_values(spec))
+        self.severity = {field.name: field.severity.value for field in spec.fields}
+
+    def prepare_frame(self, raw_cells: pl.DataFrame) -> pl.DataFrame:
+        """raw:<field> columns → add the text (named by field) and converted value of each field."""
+        texts = [cell_text(pl.col(f"raw:{f.name}"), f).alias(f.name) for f in self.spec.fields]
+        frame = raw_cells.with_columns(texts)
+        return frame.with_columns(converted(pl.col(f.name), f).alias(typed_column(f.name)) for f in self.spec.fields)
+
+    def judge(self, raw_cells: pl.DataFrame, row_numbers: pl.Series, line_numbers: pl.Series) -> JudgedChunk:
+        """Judge every cell; `raw_cells` has one raw:<field> column per field, one row per record."""
+        frame = self.prepare_frame(raw_cells)
+        failures = self._failure_cases(frame)
+        messages = [self._cell_messages(frame, failures, row_numbers, line_numbers)]
+        frame, enrich_messages = self._enrich(frame, row_numbers, line_numbers)
+        messages.extend(enrich_messages)
+        all_messages = pl.concat(messages) if messages else empty_messages()
+        rejected_rows = all_messages.filter(pl.col("severity") == Severity.ERROR.value)["row_number"]
+        rejected = row_numbers.is_in(rejected_rows.implode())
+        return JudgedChunk(frame=frame, messages=all_messages, rejected=rejected)
+
+    def _failure_cases(self, frame: pl.DataFrame) -> pl.DataFrame:
+        try:
+            self.schema.validate(frame, lazy=True)
+        except pa.errors.SchemaErrors as errors:
+            cases = errors.failure_cases
+            if cases["index"].null_count():
+                # A check that raised instead of answering: a bug in a generated check, not bad data.
+                broken = cases.filter(pl.col("index").is_null()).row(0, named=True)
+                raise RuntimeError(f"pandera check {broken['check']} on {broken['column']} failed to run: {broken['failure_case']}")
+            return cases.select(
+                pl.col("column").alias("field"),
+                pl.col("check").replace({"not_nullable": "required"}).alias("rule"),
+                pl.col("index").cast(pl.Int64),
+            )
+        return pl.DataFrame(schema={"field": pl.String, "rule": pl.String, "index": pl.Int64})
+
+    def _cell_messages(
+        self, frame: pl.DataFrame, failures: pl.DataFrame, row_numbers: pl.Series, line_numbers: pl.Series
+    ) -> pl.DataFrame:
+        if failures.is_empty():
+            return empty_messages()
+        parts = []
+        positions = pl.DataFrame({"row_number": row_numbers, "line_number": line_numbers}).with_row_index("index")
+        for (field_name, rule), group in failures.group_by(["field", "rule"], maintain_order=True):
+            field = self.spec.field(field_name)
+            sentence = rule_sentence(field, rule)
+            rows = group.join(positions.with_columns(pl.col("index").cast(pl.Int64)), on="index", how="left")
+            raw = frame[f"raw:{field_name}"].gather(rows["index"])
+            text = frame[field_name].gather(rows["index"]).fill_null("")
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "row_number": rows["row_number"],
+                        "line_number": rows["line_number"],
+                        "field": field_name,
+                        "rule": rule,
+                        "severity": self.severity[field_name],
+                        "value": raw.str.head(VALUE_LIMIT),
+                        "message": text.to_frame("value").with_columns(sentence(quoted(pl.col("value"))).alias("message"))["message"],
+                    },
+                    schema=MESSAGE_SCHEMA,
+                )
+            )
+        return pl.concat(parts).sort(["row_number"], maintain_order=True)
+
+    def _enrich(
+        self, frame: pl.DataFrame, row_numbers: pl.Series, line_numbers: pl.Series
+    ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+        """Add enrich columns (text) by matching trimmed cell text with the table's text."""
+        messages = []
+        for enrich in self.spec.enrich:
+            table = self.reference.tables[enrich.scope_and_table]
+            keys = [f"key:{i}" for i in range(len(enrich.on))]
+            matches = (
+                table.select(
+                    *[pl.col(column).alias(key) for key, column in zip(keys, enrich.on.values(), strict=True)],
+                    *[pl.col(column).cast(pl.String).alias(output) for output, column in enrich.add.items()],
+                )
+                .drop_nulls(keys)
+                .unique(subset=keys, keep="first", maintain_order=True)
+                .with_columns(pl.lit(True).alias("matched:enrich"))
+            )
+            frame = frame.join(matches, left_on=list(enrich.on), right_on=keys, how="left", maintain_order="left")
+            matched = frame["matched:enrich"].fill_null(False)
+            frame = frame.drop("matched:enrich")
+            if enrich.required and not matched.all():
+                first_field = next(iter(enrich.on))
+                missing = (~matched).arg_true()
+                text = frame[first_field].gather(missing)
+                label = field_label(self.spec.field(first_field))
+                message = text.to_frame("value").with_columns(
+                    pl.when(pl.col("value").is_null())
+                    .then(pl.lit(f"{label} is empty, so the row cannot be matched in {enrich.lookup}."))
+                    .otherwise(say(f"{label} '", quoted(pl.col("value")), f"' has no match in {enrich.lookup}, so the row cannot be completed."))
+                    .alias("message")
+                )["message"]
+                messages.append(
+                    pl.DataFrame(
+                        {
+                            "row_number": row_numbers.gather(missing),
+                            "line_number": line_numbers.gather(missing),
+                            "field": first_field,
+                            "rule": "enrich",
+                            "severity": Severity.ERROR.value,
+                            "value": frame[f"raw:{first_field}"].gather(missing).str.head(VALUE_LIMIT),
+                            "message": message,
+                        },
+                        schema=MESSAGE_SCHEMA,
+                    )
+                )
+        return frame, messages

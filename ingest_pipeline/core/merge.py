@@ -1,0 +1,313 @@
+"""The column stage and the merge: judge uniqueness across the upload, summarise each column,
+and write everything into the warehouse, replacing the upload's rows in one transaction.
+
+Everything reads the chunk Parquet files with DuckDB SQL, which streams and spills to disk, so
+memory stays bounded whatever the upload's size.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+
+from ingest_pipeline.core.filespec import FieldType, FileSpec
+from ingest_pipeline.core.judge import VALUE_LIMIT, field_label
+from ingest_pipeline.core.metrics import StageMetrics, read_all_metrics
+from ingest_pipeline.core.prepare import Manifest, UploadWorkspace
+from ingest_pipeline.core.scan import unique_raw_column
+from ingest_pipeline.core.uploads import COMPLETED, FAILED, now
+from ingest_pipeline.core.warehouse import Warehouse, quote_identifier
+
+SQL_TYPES = {
+    FieldType.STRING: "VARCHAR",
+    FieldType.INTEGER: "BIGINT",
+    FieldType.DECIMAL: "DOUBLE",
+    FieldType.DATE: "DATE",
+    FieldType.DATETIME: "TIMESTAMP",
+    FieldType.BOOLEAN: "BOOLEAN",
+}
+
+
+def sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _parquet(paths: list[Path]) -> str:
+    return "read_parquet([" + ", ".join(sql_text(str(p)) for p in paths) + "], union_by_name = true)"
+
+
+@dataclass
+class UploadCounts:
+    rows_total: int
+    rows_accepted: int
+    rows_rejected: int
+    messages: int
+    errors: int
+    warnings: int
+
+    @property
+    def error_rate(self) -> float:
+        return self.rows_rejected / self.rows_total if self.rows_total else 0.0
+
+
+class UploadFiles:
+    """The Parquet files of one upload's chunk scans and column stage."""
+
+    def __init__(self, workspace: UploadWorkspace, manifest: Manifest):
+        self.workspace = workspace
+        self.manifest = manifest
+
+    def rows(self) -> str:
+        return _parquet([self.workspace.scan_rows(c.index) for c in self.manifest.chunks])
+
+    def chunk_messages(self) -> str:
+        return _parquet([self.workspace.scan_messages(c.index) for c in self.manifest.chunks])
+
+    unique_messages = property(lambda self: self.workspace.columns / "unique_messages.parquet")
+    upload_messages = property(lambda self: self.workspace.columns / "upload_messages.parquet")
+    column_summary = property(lambda self: self.workspace.columns / "column_summary.parquet")
+    rejected_rows = property(lambda self: self.workspace.columns / "rejected_rows.parquet")
+    counts = property(lambda self: self.workspace.columns / "counts.json")
+
+    def all_messages(self) -> str:
+        parts = [f"SELECT * FROM read_parquet({sql_text(str(self.upload_messages))})"]
+        if self.manifest.chunks:
+            parts += [f"SELECT * FROM {self.chunk_messages()}",
+                      f"SELECT * FROM read_parquet({sql_text(str(self.unique_messages))})"]  # fmt: skip
+        return " UNION ALL ".join(parts)
+
+    def check_present(self) -> None:
+        missing = [c.index for c in self.manifest.chunks if not self.workspace.scan_rows(c.index).exists()]
+        if missing:
+            raise FileNotFoundError(f"chunk scans missing for chunks {missing[:10]}: run the scan stage (chunk_scans) first")
+
+
+def scratch_connection(workspace: UploadWorkspace, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for work on Parquet files, spilling to the upload's work folder."""
+    connection = duckdb.connect()
+    connection.execute(f"SET memory_limit = '{memory_limit}'")
+    connection.execute(f"SET temp_directory = {sql_text(str(workspace.root / 'duckdb_tmp'))}")
+    connection.execute("SET preserve_insertion_order = false")
+    return connection
+
+
+MESSAGE_COLUMNS = "row_number, line_number, field, rule, severity, value, message"
+
+
+def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace, memory_limit: str = "2GB") -> UploadCounts:
+    """The column stage: `unique` across all chunks, the column summary, and the upload's counts."""
+    files = UploadFiles(workspace, manifest)
+    files.check_present()
+    workspace.columns.mkdir(parents=True, exist_ok=True)
+    connection = scratch_connection(workspace, memory_limit)
+    try:
+        connection.execute(
+            "CREATE TEMP TABLE upload_messages (row_number BIGINT, line_number BIGINT, field VARCHAR, rule VARCHAR, "
+            "severity VARCHAR, value VARCHAR, message VARCHAR)"
+        )
+        for message in manifest.upload_messages:
+            connection.execute("INSERT INTO upload_messages VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               [message[k] for k in MESSAGE_COLUMNS.split(", ")])  # fmt: skip
+        connection.execute(f"COPY upload_messages TO {sql_text(str(files.upload_messages))} (FORMAT parquet)")
+        if not manifest.chunks:
+            _write_empty_profiles(connection, spec, files)
+        else:
+            _unique_messages(connection, spec, files)
+            _column_summary(connection, spec, files)
+            connection.execute(f"""
+                COPY (
+                    SELECT _row_number FROM {files.rows()} WHERE _rejected
+                    UNION
+                    SELECT row_number FROM read_parquet({sql_text(str(files.unique_messages))}) WHERE severity = 'error'
+                ) TO {sql_text(str(files.rejected_rows))} (FORMAT parquet)
+            """)  # fmt: skip
+        rejected = connection.execute(f"SELECT count(*) FROM read_parquet({sql_text(str(files.rejected_rows))})").fetchone()[0]
+        messages, errors, warnings = connection.execute(
+            f"SELECT count(*), count(*) FILTER (severity = 'error'), count(*) FILTER (severity = 'warning') FROM ({files.all_messages()})"
+        ).fetchone()
+    finally:
+        connection.close()
+    counts = UploadCounts(manifest.rows_total, manifest.rows_total - rejected, rejected, messages, errors, warnings)
+    files.counts.write_text(json.dumps(asdict(counts)))
+    return counts
+
+
+def _write_empty_profiles(connection, spec: FileSpec, files: UploadFiles) -> None:
+    connection.execute(f"COPY (SELECT * FROM upload_messages LIMIT 0) TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
+    connection.execute(f"COPY (SELECT 0::BIGINT AS _row_number LIMIT 0) TO {sql_text(str(files.rejected_rows))} (FORMAT parquet)")
+    rows = ", ".join(f"({sql_text(f.name)}, 0, 0, 0, 0, 0, NULL, NULL)" for f in spec.fields)
+    connection.execute(f"""
+        COPY (SELECT * FROM (VALUES {rows}) AS t(field, rows, nulls, distinct_values, errors, warnings, min_value, max_value))
+        TO {sql_text(str(files.column_summary))} (FORMAT parquet)
+    """)  # fmt: skip
+
+
+def _unique_messages(connection, spec: FileSpec, files: UploadFiles) -> None:
+    """`unique`: the first row holding a converted value passes; every later one gets a message."""
+    selects = []
+    for field in (f for f in spec.fields if f.unique):
+        name, raw = quote_identifier(field.name), quote_identifier(unique_raw_column(field.name))
+        label = field_label(field).replace("'", "''")
+        quoted_value = "replace(CASE WHEN length(trim(raw)) > 80 THEN left(trim(raw), 79) || '…' ELSE trim(raw) END, chr(10), ' ')"
+        selects.append(f"""
+            SELECT _row_number AS row_number, _line_number AS line_number, {sql_text(field.name)} AS field,
+                   'unique' AS rule, {sql_text(field.severity.value)} AS severity, left(raw, {VALUE_LIMIT}) AS value,
+                   '{label} ''' || {quoted_value} || ''' is a duplicate: the same value is already on row '
+                     || first_row || ' (line ' || first_line || '); each value must be unique.' AS message
+            FROM (
+                SELECT _row_number, _line_number, {raw} AS raw,
+                       first_value(_row_number) OVER w AS first_row, first_value(_line_number) OVER w AS first_line,
+                       row_number() OVER w AS position
+                FROM {files.rows()}
+                WHERE _has_cells AND {name} IS NOT NULL
+                WINDOW w AS (PARTITION BY {name} ORDER BY _row_number)
+            ) WHERE position > 1
+        """)  # fmt: skip
+    if not selects:
+        connection.execute(f"COPY (SELECT * FROM upload_messages LIMIT 0) TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
+        return
+    connection.execute(f"COPY ({' UNION ALL '.join(selects)}) TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
+
+
+def _column_summary(connection, spec: FileSpec, files: UploadFiles) -> None:
+    """Per field: rows judged, nulls, distinct values, error and warning messages, min and max."""
+    connection.execute(f"""
+        CREATE TEMP TABLE field_messages AS
+        SELECT field, count(*) FILTER (severity = 'error') AS errors, count(*) FILTER (severity = 'warning') AS warnings,
+               count(*) FILTER (rule = 'type') AS type_failures
+        FROM (SELECT field, severity, rule FROM {files.chunk_messages()}
+              UNION ALL SELECT field, severity, rule FROM read_parquet({sql_text(str(files.unique_messages))}))
+        WHERE field IS NOT NULL GROUP BY field
+    """)  # fmt: skip
+    selects = []
+    for field in spec.fields:
+        name = quote_identifier(field.name)
+        selects.append(f"""
+            SELECT {sql_text(field.name)} AS field, count(*) AS rows,
+                   count(*) - count({name}) AS not_converted, count(DISTINCT {name}) AS distinct_values,
+                   min({name})::VARCHAR AS min_value, max({name})::VARCHAR AS max_value
+            FROM {files.rows()} WHERE _has_cells
+        """)  # fmt: skip
+    order = ", ".join(f"({sql_text(f.name)}, {i})" for i, f in enumerate(spec.fields))
+    connection.execute(f"""
+        COPY (
+            SELECT s.field, s.rows, s.not_converted - coalesce(m.type_failures, 0) AS nulls, s.distinct_values,
+                   coalesce(m.errors, 0) AS errors, coalesce(m.warnings, 0) AS warnings, s.min_value, s.max_value
+            FROM ({' UNION ALL '.join(selects)}) s
+            LEFT JOIN field_messages m USING (field)
+            JOIN (VALUES {order}) AS o(field, position) USING (field)
+            ORDER BY o.position
+        ) TO {sql_text(str(files.column_summary))} (FORMAT parquet)
+    """)  # fmt: skip
+
+
+def load_counts(workspace: UploadWorkspace) -> UploadCounts:
+    return UploadCounts(**json.loads((workspace.columns / "counts.json").read_text()))
+
+
+def results_table(spec: FileSpec) -> str:
+    return f"results.{quote_identifier(spec.form_type)}"
+
+
+def _ensure_results_table(connection, spec: FileSpec) -> None:
+    """Create `results.<form_type>`, or add the columns a newer filespec version introduced."""
+    columns = [("_upload_id", "VARCHAR"), ("_row_number", "BIGINT")]
+    columns += [(f.name, SQL_TYPES[f.type]) for f in spec.fields]
+    columns += [(name, "VARCHAR") for name in spec.enrich_columns]
+    definition = ", ".join(f"{quote_identifier(n)} {t}" for n, t in columns)
+    connection.execute(f"CREATE TABLE IF NOT EXISTS {results_table(spec)} ({definition})")
+    existing = {row[0] for row in connection.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'results' AND table_name = ?",
+        [spec.form_type]).fetchall()}  # fmt: skip
+    for name, sql_type in columns:
+        if name not in existing:
+            connection.execute(f"ALTER TABLE {results_table(spec)} ADD COLUMN {quote_identifier(name)} {sql_type}")
+
+
+def write_findings(
+    warehouse: Warehouse, spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace, extra_metrics: list[StageMetrics]
+) -> UploadCounts:
+    """The merge: messages, rejects, column summary, stage metrics and counts, replaced in one
+    transaction. The upload's rows leave `results` here too; publishing puts them back, so an
+    upload that fails its quality gate on a rerun keeps no rows from an earlier run."""
+    files = UploadFiles(workspace, manifest)
+    counts = load_counts(workspace)
+    upload_id = manifest.upload_id
+    metrics = [*read_all_metrics(workspace.metrics), *extra_metrics]
+    with warehouse.transaction() as connection:
+        for table in ("messages", "rejects", "column_summary", "stage_metrics"):
+            connection.execute(f"DELETE FROM ingest.{table} WHERE upload_id = ?", [upload_id])
+        _delete_results(connection, spec, upload_id)
+        connection.execute(f"INSERT INTO ingest.messages SELECT ?, {MESSAGE_COLUMNS} FROM ({files.all_messages()}) "
+                           "ORDER BY row_number NULLS FIRST, line_number", [upload_id])  # fmt: skip
+        if manifest.chunks:
+            connection.execute(f"""
+                INSERT INTO ingest.rejects
+                SELECT ?, r._row_number, r._line_number, r._raw
+                FROM {files.rows()} r SEMI JOIN read_parquet({sql_text(str(files.rejected_rows))}) x USING (_row_number)
+                ORDER BY r._row_number
+            """, [upload_id])  # fmt: skip
+        connection.execute(f"INSERT INTO ingest.column_summary SELECT ?, * FROM read_parquet({sql_text(str(files.column_summary))})",
+                           [upload_id])  # fmt: skip
+        if metrics:
+            connection.executemany(
+                "INSERT INTO ingest.stage_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [[m.upload_id, m.stage, m.chunk, m.started_at, m.seconds, m.cpu_seconds, m.peak_rss_bytes, m.rows] for m in metrics],
+            )
+        connection.execute(
+            "UPDATE ingest.uploads SET rows_total = ?, rows_accepted = ?, rows_rejected = ?, filespec_version = ?, "
+            "sha256 = ?, bytes = ? WHERE upload_id = ?",
+            [counts.rows_total, counts.rows_accepted, counts.rows_rejected, spec.version, manifest.sha256,
+             manifest.bytes, upload_id],
+        )  # fmt: skip
+    return counts
+
+
+def _delete_results(connection, spec: FileSpec, upload_id: str) -> None:
+    exists = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'results' AND table_name = ?", [spec.form_type]
+    ).fetchone()[0]
+    if exists:
+        connection.execute(f"DELETE FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id])
+
+
+def publish_results(
+    warehouse: Warehouse, spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace, metrics: StageMetrics | None = None
+) -> int:
+    """Replace the upload's accepted rows in `results.<form_type>` and mark it completed."""
+    files = UploadFiles(workspace, manifest)
+    upload_id = manifest.upload_id
+    columns = ["_row_number", *[f.name for f in spec.fields], *spec.enrich_columns]
+    selected = ", ".join(quote_identifier(c) for c in columns)
+    with warehouse.transaction() as connection:
+        _ensure_results_table(connection, spec)
+        connection.execute(f"DELETE FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id])
+        published = 0
+        if manifest.chunks:
+            connection.execute(f"""
+                INSERT INTO {results_table(spec)} BY NAME
+                SELECT ? AS _upload_id, {selected}
+                FROM {files.rows()} r ANTI JOIN read_parquet({sql_text(str(files.rejected_rows))}) x USING (_row_number)
+                ORDER BY _row_number
+            """, [upload_id])  # fmt: skip
+            published = connection.execute(f"SELECT count(*) FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id]).fetchone()[0]
+        if metrics is not None:
+            connection.execute("DELETE FROM ingest.stage_metrics WHERE upload_id = ? AND stage = ?", [upload_id, metrics.stage])
+            connection.execute("INSERT INTO ingest.stage_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               [upload_id, metrics.stage, metrics.chunk, metrics.started_at, metrics.seconds,
+                                metrics.cpu_seconds, metrics.peak_rss_bytes, published])  # fmt: skip
+        connection.execute(
+            "UPDATE ingest.uploads SET status = ?, error = NULL, finished_at = ?, stage = 'done' WHERE upload_id = ?",
+            [COMPLETED, now(), upload_id],
+        )
+    return published
+
+
+def fail_upload_after_findings(warehouse: Warehouse, upload_id: str, error: str) -> None:
+    """End an upload `failed` (its messages, rejects and counts are already written)."""
+    with warehouse.transaction() as connection:
+        connection.execute(
+            "UPDATE ingest.uploads SET status = ?, error = ?, finished_at = ?, stage = 'done' WHERE upload_id = ?",
+            [FAILED, error, now(), upload_id],
+        )

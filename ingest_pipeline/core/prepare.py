@@ -1,0 +1,354 @@
+"""Prepare an upload: read the header, apply the upload rules, and split the file into chunks.
+
+The file is streamed in blocks; only whole records go into a chunk, so every chunk can be read
+on its own. A chunk file holds the original bytes (original encoding, blank lines and all) of a
+run of records, and the manifest says which row and line it starts at. Nothing here holds more
+than one block and one unfinished record in memory.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from ingest_pipeline.core.errors import SourceFileError
+from ingest_pipeline.core.filespec import FileSpec, FormatKind
+from ingest_pipeline.core.records import (
+    UTF8_BOM,
+    Structure,
+    as_array,
+    delimited_cells,
+    read_header,
+    record_spans,
+    to_utf8,
+)
+
+BLOCK_BYTES = 16 * 1024 * 1024
+TARGET_CHUNK_BYTES = 64 * 1024 * 1024  # the default chunk size: about this many bytes of records
+MIN_CHUNK_ROWS = 1_000
+MAX_RECORD_BYTES = 64 * 1024 * 1024  # one record larger than this means an unclosed quote
+
+
+class UploadWorkspace:
+    """The folder of one upload's work files under the home: `<home>/work/<upload_id>/`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @classmethod
+    def of(cls, home: Path, upload_id: str) -> "UploadWorkspace":
+        return cls(Path(home) / "work" / upload_id)
+
+    manifest = property(lambda self: self.root / "manifest.json")
+    filespec = property(lambda self: self.root / "filespec.json")
+    chunks = property(lambda self: self.root / "chunks")
+    reference = property(lambda self: self.root / "reference")
+    scans = property(lambda self: self.root / "scan")
+    columns = property(lambda self: self.root / "columns")
+    metrics = property(lambda self: self.root / "metrics")
+
+    def chunk_file(self, index: int) -> Path:
+        return self.chunks / f"chunk-{index:05d}.bin"
+
+    def scan_rows(self, index: int) -> Path:
+        return self.scans / f"chunk-{index:05d}.rows.parquet"
+
+    def scan_messages(self, index: int) -> Path:
+        return self.scans / f"chunk-{index:05d}.messages.parquet"
+
+    def load_manifest(self) -> "Manifest":
+        if not self.manifest.exists():
+            raise SourceFileError(f"upload work folder {self.root} has no manifest: run the prepare stage (upload_chunks) first")
+        return Manifest.from_json(self.manifest.read_text())
+
+    def load_filespec(self) -> FileSpec:
+        return FileSpec.model_validate_json(self.filespec.read_text())
+
+
+@dataclass
+class ChunkInfo:
+    index: int
+    first_row: int
+    first_line: int
+    records: int
+    bytes: int
+
+
+@dataclass
+class Manifest:
+    upload_id: str
+    company_id: str
+    form_type: str
+    filespec_version: int
+    source: str
+    sha256: str
+    bytes: int
+    rows_total: int
+    expected_cells: int  # cells per record (delimited): the header's count, or the number of fields
+    column_of_field: dict[str, int]  # delimited: the cell position of each field
+    chunks: list[ChunkInfo] = field(default_factory=list)
+    upload_messages: list[dict] = field(default_factory=list)  # row-less messages (extra_column, ...)
+    failure: str | None = None  # why the upload as a whole cannot be processed
+    chunk_rows: int = 0
+    first_data_line: int = 1
+    sniff: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        raw = json.loads(text)
+        raw["chunks"] = [ChunkInfo(**chunk) for chunk in raw["chunks"]]
+        return cls(**raw)
+
+
+def upload_message(rule: str, severity: str, message: str, value: str | None = None) -> dict:
+    return {"row_number": None, "line_number": None, "field": None, "rule": rule, "severity": severity,
+            "value": value, "message": message}  # fmt: skip
+
+
+def match_header(spec: FileSpec, header: list[str]) -> tuple[dict[str, int], list[dict], str | None]:
+    """Map fields to header cells; returns (column of each field, upload messages, failure)."""
+    by_text: dict[str, list[int]] = {}
+    for position, cell in enumerate(header):
+        by_text.setdefault(cell.strip().lower(), []).append(position)
+    messages, columns, failure = [], {}, None
+    for spec_field in spec.fields:
+        positions = by_text.get(spec_field.header_text, [])
+        header_name = spec_field.source if spec_field.source is not None else spec_field.name
+        if not positions:
+            messages.append(upload_message(
+                "missing_column", "error",
+                f"The header has no column '{header_name}' for field '{spec_field.name}', so the file cannot be processed.",
+            ))  # fmt: skip
+        elif len(positions) > 1:
+            listed = " and ".join(str(p + 1) for p in positions)
+            messages.append(upload_message(
+                "duplicate_column", "error",
+                f"Header columns {listed} all match field '{spec_field.name}', so the file cannot be processed.",
+                value=header[positions[1]],
+            ))  # fmt: skip
+        else:
+            columns[spec_field.name] = positions[0]
+    used = {position for positions in by_text.values() for position in positions if any(
+        f.header_text == header[position].strip().lower() for f in spec.fields)}  # fmt: skip
+    for position, cell in enumerate(header):
+        if position not in used:
+            messages.append(upload_message(
+                "extra_column", "warning",
+                f"Header column {position + 1} ('{cell.strip()}') matches no field and was ignored.", value=cell,
+            ))  # fmt: skip
+    errors = [m for m in messages if m["severity"] == "error"]
+    if errors:
+        failure = errors[0]["message"] if len(errors) == 1 else (
+            f"{errors[0]['message'][:-1]}; and {len(errors) - 1} more header problem(s).")  # fmt: skip
+    return columns, messages, failure
+
+
+class _ChunkWriter:
+    """Writes runs of whole records into numbered chunk files of at most `chunk_rows` records."""
+
+    def __init__(self, workspace: UploadWorkspace, chunk_rows: int, first_line: int):
+        self.workspace = workspace
+        self.chunk_rows = chunk_rows
+        self.chunks: list[ChunkInfo] = []
+        self.next_row = 1
+        self.next_line = first_line  # the physical line at which the next written byte starts
+        self._file = None
+        self._current: ChunkInfo | None = None
+
+    def room(self) -> int:
+        return self.chunk_rows - (self._current.records if self._current else 0)
+
+    def write(self, segment: bytes, records: int) -> None:
+        if self._current is None:
+            index = len(self.chunks) + 1
+            self._current = ChunkInfo(index, self.next_row, self.next_line, 0, 0)
+            self._file = open(self.workspace.chunk_file(index), "wb")
+        self._file.write(segment)
+        self._current.records += records
+        self._current.bytes += len(segment)
+        self.next_row += records
+        self.next_line += segment.count(b"\n")
+        if self._current.records >= self.chunk_rows:
+            self.close_chunk()
+
+    def close_chunk(self) -> None:
+        if self._current is not None:
+            self._file.close()
+            self.chunks.append(self._current)
+            self._current, self._file = None, None
+
+
+def default_chunk_rows(sample: bytes, records_in_sample: int) -> int:
+    """Records per chunk so that a chunk holds about TARGET_CHUNK_BYTES."""
+    if records_in_sample == 0:
+        return MIN_CHUNK_ROWS
+    return max(MIN_CHUNK_ROWS, int(TARGET_CHUNK_BYTES / (len(sample) / records_in_sample)))
+
+
+def prepare_chunks(
+    stream: BinaryIO,
+    spec: FileSpec,
+    workspace: UploadWorkspace,
+    *,
+    upload_id: str,
+    company_id: str,
+    source: str,
+    chunk_rows: int | None = None,
+    expected_sha256: str | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> Manifest:
+    """Stream `stream` into chunk files under `workspace` and return the manifest (also written)."""
+    record_format = spec.format
+    structure = Structure.of(record_format)
+    workspace.chunks.mkdir(parents=True, exist_ok=True)
+    for stale in workspace.chunks.glob("chunk-*.bin"):
+        stale.unlink()
+    digest = hashlib.sha256()
+    total_bytes = 0
+    line = 1  # physical line at the start of `pending`
+    lines_to_skip = record_format.skip_rows
+    header: list[str] | None = None
+    needs_header = record_format.has_header
+    writer: _ChunkWriter | None = None
+    pending = b""
+    at_start, at_end = True, False
+
+    while not at_end:
+        block = stream.read(block_bytes)
+        at_end = not block
+        digest.update(block)
+        total_bytes += len(block)
+        data = pending + block
+        if at_start and len(data) >= 3 or at_end:
+            if at_start and data.startswith(UTF8_BOM):
+                data = data[3:]  # a UTF-8 BOM is always accepted and dropped
+            at_start = False
+        elif at_start:
+            pending = data
+            continue
+        while lines_to_skip and data:
+            newline = data.find(b"\n")
+            if newline < 0 and not at_end:
+                break
+            data = data[newline + 1 :] if newline >= 0 else b""
+            lines_to_skip -= 1
+            line += 1
+        if lines_to_skip and not at_end:
+            pending = data
+            continue
+        array = as_array(data)
+        if needs_header:
+            spans, used = record_spans(array, structure, final=at_end)
+            if spans.starts.size == 0:
+                if not at_end:
+                    _check_record_size(data, line)
+                    pending = data
+                    continue
+            else:
+                start, end = int(spans.starts[0]), int(spans.ends[0])
+                header = read_header(data[start:end], record_format)
+                after = data.find(b"\n", end)
+                after = len(data) if after < 0 else after + 1
+                line += data.count(b"\n", 0, after)
+                data = data[after:]
+                array = as_array(data)
+            needs_header = False
+        if writer is None:
+            if chunk_rows is None:
+                sample_spans, _ = record_spans(array[: min(array.size, 4 * 1024 * 1024)], structure, final=at_end)
+                chunk_rows = default_chunk_rows(data[: min(len(data), 4 * 1024 * 1024)], sample_spans.starts.size)
+            writer = _ChunkWriter(workspace, chunk_rows, line)
+        spans, used = record_spans(array, structure, final=at_end)
+        _write_records(writer, data, spans.starts, used)
+        line += data.count(b"\n", 0, used)
+        pending = data[used:]
+        if not at_end:
+            _check_record_size(pending, line)
+    if writer is None:
+        writer = _ChunkWriter(workspace, chunk_rows or MIN_CHUNK_ROWS, line)
+    writer.close_chunk()
+
+    sha256 = digest.hexdigest()
+    if expected_sha256 and sha256 != expected_sha256:
+        raise SourceFileError(f"{source} changed since it was registered (its SHA-256 is now {sha256[:12]}…); upload it again")
+    manifest = _manifest(spec, header, writer, upload_id=upload_id, company_id=company_id, source=source,
+                         sha256=sha256, size=total_bytes, chunk_rows=chunk_rows or MIN_CHUNK_ROWS)  # fmt: skip
+    manifest.sniff = sniff(spec, workspace, manifest)
+    workspace.manifest.parent.mkdir(parents=True, exist_ok=True)
+    workspace.filespec.write_text(spec.model_dump_json())
+    workspace.manifest.write_text(manifest.to_json())
+    return manifest
+
+
+def _write_records(writer: _ChunkWriter, data: bytes, starts: np.ndarray, used: int) -> None:
+    """Append the records of `data` (whole ones, ending at `used`) to chunks of the right size."""
+    index, count, offset = 0, starts.size, 0
+    while index < count:
+        take = min(writer.room(), count - index)
+        end = int(starts[index + take]) if index + take < count else used
+        writer.write(data[offset:end], take)
+        offset, index = end, index + take
+
+
+def _check_record_size(pending: bytes, line: int) -> None:
+    if len(pending) > MAX_RECORD_BYTES:
+        raise SourceFileError(
+            f"the record starting on line {line} runs on for more than {MAX_RECORD_BYTES // 2**20} MiB "
+            "without ending: a quoted field is probably not closed"
+        )
+
+
+def _manifest(spec, header, writer, *, upload_id, company_id, source, sha256, size, chunk_rows) -> Manifest:
+    rows_total = sum(chunk.records for chunk in writer.chunks)
+    messages: list[dict] = []
+    failure = None
+    if spec.format.kind == FormatKind.FIXED_WIDTH:
+        expected, columns = len(spec.fields), {}
+    elif spec.format.has_header and header is not None:
+        expected = len(header)
+        columns, messages, failure = match_header(spec, header)
+    else:
+        expected, columns = len(spec.fields), {f.name: i for i, f in enumerate(spec.fields)}
+    if failure is None and rows_total == 0:
+        messages.append(upload_message("empty_file", "warning", "The file has no data records."))
+    return Manifest(
+        upload_id=upload_id, company_id=company_id, form_type=spec.form_type, filespec_version=spec.version,
+        source=source, sha256=sha256, bytes=size, rows_total=rows_total if failure is None else 0,
+        expected_cells=expected, column_of_field=columns, chunks=writer.chunks if failure is None else [],
+        upload_messages=messages, failure=failure, chunk_rows=chunk_rows,
+        first_data_line=writer.chunks[0].first_line if writer.chunks else 1,
+    )  # fmt: skip
+
+
+SNIFF_BYTES = 256 * 1024
+
+
+def sniff(spec: FileSpec, workspace: UploadWorkspace, manifest: Manifest) -> str:
+    """A quick look at the first records: does the file look like this form type at all?"""
+    if manifest.failure or not manifest.chunks:
+        return "no records to look at"
+    with open(workspace.chunk_file(1), "rb") as chunk:
+        sample = chunk.read(SNIFF_BYTES)
+    structure = Structure.of(spec.format)
+    spans, _ = record_spans(as_array(sample), structure, final=False)
+    if spans.starts.size == 0:
+        return "the first records are longer than the sample"
+    if spec.format.kind == FormatKind.FIXED_WIDTH:
+        # A line that does not even reach the last field's start is not this layout.
+        last_start = max(f.start for f in spec.fields)
+        short = int((spans.ends - spans.starts < last_start).sum())
+        share = short / spans.starts.size
+        verdict = "looks like" if share < 0.5 else "does not look like"
+        return f"{verdict} {spec.form_type}: {short} of the first {spans.starts.size} lines are shorter than the layout"
+    utf8, _ = to_utf8(sample[: int(spans.ends[-1])], spec.format.encoding)
+    utf8_spans, _ = record_spans(as_array(utf8), structure)
+    counts = delimited_cells(utf8, utf8_spans, structure, manifest.expected_cells).cell_counts
+    matching = int((counts == manifest.expected_cells).sum())
+    verdict = "looks like" if matching >= spans.starts.size / 2 else "does not look like"
+    return f"{verdict} {spec.form_type}: {matching} of the first {spans.starts.size} records have {manifest.expected_cells} cells"

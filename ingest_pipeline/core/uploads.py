@@ -1,0 +1,98 @@
+"""The upload id and the upload lifecycle in `ingest.uploads` (queued → processing → completed/failed)."""
+
+import datetime as dt
+import hashlib
+from typing import BinaryIO
+
+from ingest_pipeline.core.warehouse import UPLOAD_COLUMNS, Warehouse
+
+HASH_BLOCK_BYTES = 8 * 1024 * 1024
+UPLOAD_ID_LENGTH = 16  # hex characters: short, comma-free, a valid Dagster partition key
+
+QUEUED, PROCESSING, COMPLETED, FAILED = "queued", "processing", "completed", "failed"
+
+
+def compute_upload_id(company_id: str, form_type: str, sha256: str) -> str:
+    """Deterministic: the same bytes for the same company and form type always get the same id."""
+    digest = hashlib.sha256(f"{company_id}\n{form_type}\n{sha256}".encode()).hexdigest()
+    return digest[:UPLOAD_ID_LENGTH]
+
+
+def hash_stream(stream: BinaryIO) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a stream, read in blocks (never whole into memory)."""
+    digest = hashlib.sha256()
+    size = 0
+    while block := stream.read(HASH_BLOCK_BYTES):
+        digest.update(block)
+        size += len(block)
+    return digest.hexdigest(), size
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def register_upload(
+    warehouse: Warehouse,
+    *,
+    upload_id: str,
+    company_id: str,
+    form_type: str,
+    source: str,
+    sha256: str | None,
+    size: int | None,
+    filespec_version: int | None,
+    status: str = QUEUED,
+    error: str | None = None,
+) -> None:
+    """Record an upload as queued (or, for one that cannot run at all, failed with its reason).
+
+    Registering the same upload again queues it again; its counts stay until a run replaces them.
+    """
+    with warehouse.transaction() as connection:
+        connection.execute(
+            """
+            INSERT INTO ingest.uploads (upload_id, company_id, form_type, filespec_version, source, sha256, bytes,
+                                        received_at, status, error)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (upload_id) DO UPDATE SET
+                source = excluded.source, status = excluded.status, error = excluded.error,
+                filespec_version = excluded.filespec_version
+            """,
+            [upload_id, company_id, form_type, filespec_version, source, sha256, size, now(), status, error],
+        )
+
+
+def update_upload(warehouse: Warehouse, upload_id: str, **values) -> None:
+    """Set columns of one upload row (a short write; safe from any step)."""
+    if not values:
+        return
+    assignments = ", ".join(f"{column} = ?" for column in values)
+    with warehouse.transaction() as connection:
+        connection.execute(f"UPDATE ingest.uploads SET {assignments} WHERE upload_id = ?", [*values.values(), upload_id])
+
+
+def mark_failed(warehouse: Warehouse, upload_id: str, error: str) -> None:
+    update_upload(warehouse, upload_id, status=FAILED, error=error, finished_at=now())
+
+
+def get_upload(warehouse: Warehouse, upload_id: str) -> dict | None:
+    with warehouse.connect(write=False) as connection:
+        cursor = connection.execute(
+            f"SELECT {UPLOAD_COLUMNS}, stage, chunks_total, chunks_done, run_id FROM ingest.uploads WHERE upload_id = ?",
+            [upload_id],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
+def list_uploads(warehouse: Warehouse, limit: int | None = None) -> list[dict]:
+    with warehouse.connect(write=False) as connection:
+        cursor = connection.execute(
+            f"SELECT {UPLOAD_COLUMNS}, stage, chunks_total, chunks_done, run_id FROM ingest.uploads "
+            "ORDER BY received_at DESC, upload_id" + (f" LIMIT {int(limit)}" if limit else "")
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

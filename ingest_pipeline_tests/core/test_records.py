@@ -1,0 +1,122 @@
+"""The vectorised tokenizer against Python's csv module, and its line and encoding bookkeeping."""
+
+import csv
+import io
+import random
+
+import numpy as np
+import pytest
+
+from ingest_pipeline.core.filespec import FieldSpec, RecordFormat
+from ingest_pipeline.core.records import (
+    Structure,
+    as_array,
+    delimited_cells,
+    fixed_width_cells,
+    record_spans,
+    records_with_bad_bytes,
+    slices,
+    to_utf8,
+)
+
+COMMA = Structure(delimiter=ord(","), quote=ord('"'))
+
+
+def read_with_csv_module(text: str) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of every non-blank record, as Python's csv module reads them."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+    records, line = [], 1
+    for cells in reader:
+        if cells:
+            records.append((line, cells))
+        line = reader.line_num + 1
+    return records
+
+
+def tokenize(text: str, expected: int) -> list[tuple[int, list[str]]]:
+    buffer = text.encode("utf-8")
+    spans, used = record_spans(as_array(buffer), COMMA)
+    assert used == len(buffer)
+    parsed = delimited_cells(buffer, spans, COMMA, expected)
+    rows = [list(row) for row in zip(*[cell.to_list() for cell in parsed.cells], strict=True)]
+    good = iter(rows)
+    out = []
+    for line, complete, count in zip(spans.line_offsets + 1, parsed.complete, parsed.cell_counts, strict=True):
+        out.append((int(line), next(good) if complete else ["<%d cells>" % count]))
+    return out
+
+
+def random_csv(rng: random.Random, rows: int, stray_quotes: bool) -> str:
+    pieces = ["a", "b c", "", "x,y", 'say "hi"', "line\nbreak", "crlf\r\nin", "é", " pad "]
+    lines = []
+    for _ in range(rows):
+        cells = []
+        for _ in range(rng.choice([3, 3, 3, 2, 4])):
+            value = rng.choice(pieces)
+            needs_quotes = any(c in value for c in ',"\r\n') or rng.random() < 0.2
+            cells.append('"' + value.replace('"', '""') + '"' if needs_quotes else value)
+        if stray_quotes and rng.random() < 0.1:
+            cells[0] = 'ab"c'
+        lines.append(",".join(cells))
+        if rng.random() < 0.1:
+            lines.append("")  # a blank line: not a record
+    ending = rng.choice(["\n", "\r\n"])
+    return ending.join(lines) + rng.choice(["", ending])
+
+
+@pytest.mark.parametrize("stray_quotes", [False, True], ids=["well-formed", "stray-quotes"])
+def test_tokenizer_agrees_with_csv_module(stray_quotes):
+    rng = random.Random(42)
+    for _ in range(200):
+        text = random_csv(rng, rng.randint(1, 30), stray_quotes)
+        expected = read_with_csv_module(text)
+        got = tokenize(text, 3)
+        assert [line for line, _ in got] == [line for line, _ in expected], text
+        for (_, mine), (_, theirs) in zip(got, expected, strict=True):
+            if len(theirs) == 3:
+                assert mine == theirs, text
+            else:
+                assert mine == [f"<{len(theirs)} cells>"], text
+
+
+def test_quoted_line_breaks_move_line_numbers_but_not_records():
+    text = 'id,note\n1,"two\nlines"\n\n2,x\r\n3,"a\r\nb"\n'
+    assert tokenize(text, 2) == [(1, ["id", "note"]), (2, ["1", "two\nlines"]), (5, ["2", "x"]), (6, ["3", "a\r\nb"])]
+
+
+def test_unfinished_record_is_carried_over_when_not_final():
+    buffer = b'1,"open\nstill open'
+    spans, used = record_spans(as_array(buffer), COMMA, final=False)
+    assert spans.starts.size == 0 and used == 0
+    spans, used = record_spans(as_array(b"1,a\n2,b"), COMMA, final=False)
+    assert spans.starts.tolist() == [0] and used == 4
+
+
+def test_undecodable_bytes_are_found_per_record():
+    buffer = b"ok,1\nbad\xff,2\nok,3\n"
+    utf8, bad = to_utf8(buffer, "utf-8")
+    spans, _ = record_spans(as_array(buffer), COMMA)
+    assert records_with_bad_bytes(spans, bad).tolist() == [False, True, False]
+    spans_utf8, _ = record_spans(as_array(utf8), COMMA)
+    assert slices(utf8, spans_utf8.starts, spans_utf8.ends).to_list() == ["ok,1", "bad\ufffd,2", "ok,3"]
+
+
+def test_cp1252_and_latin1_are_transcoded():
+    text = "café,€5\n"
+    utf8, bad = to_utf8(text.encode("cp1252"), "cp1252")
+    assert utf8.decode("utf-8") == text and bad.size == 0
+    utf8, bad = to_utf8(b"x\x81y\n", "cp1252")
+    assert bad.tolist() == [1]
+    utf8, bad = to_utf8("ÿ\n".encode("latin-1"), "latin-1")
+    assert utf8.decode() == "ÿ\n" and bad.size == 0
+
+
+def test_fixed_width_slices_pad_short_lines():
+    fields = [FieldSpec(name="a", start=1, width=3), FieldSpec(name="b", start=4, width=4)]
+    lines = slices(b"abcdefg\nxy\n", np.array([0, 8]), np.array([7, 10]))
+    a, b = fixed_width_cells(lines, fields)
+    assert a.to_list() == ["abc", "xy "] and b.to_list() == ["defg", "    "]
+
+
+def test_structure_of_fixed_width_ignores_quotes():
+    assert Structure.of(RecordFormat(kind="fixed_width")).quote is None

@@ -1,0 +1,278 @@
+"""Landing storage: the same behaviours against a local folder and a real Azurite container."""
+
+import io
+import os
+from datetime import UTC
+
+import pytest
+
+from ingest_pipeline.core.errors import StorageError
+from ingest_pipeline.core.storage import (
+    AzureBlobLandingStorage,
+    LandingStorage,
+    LocalLandingStorage,
+    open_source,
+    parse_landing_path,
+)
+
+
+@pytest.fixture(params=["local", pytest.param("azure", marks=pytest.mark.azurite)])
+def backend(request: pytest.FixtureRequest, tmp_path) -> tuple[str, LandingStorage, object]:
+    """(kind, storage, factory for open_source) for each backend; Azure under a prefix."""
+    if request.param == "local":
+        return "local", LocalLandingStorage(tmp_path / "landing"), None
+    azurite = request.getfixturevalue("azurite")
+    container = azurite.container_client()
+    storage = AzureBlobLandingStorage(container, prefix="landing/")
+
+    def factory(account: str, container_name: str):
+        assert account == azurite.account_name
+        return azurite.container_client(container_name, create=False)
+
+    return "azure", storage, factory
+
+
+def test_put_then_list_is_sorted_relative_and_sized(backend):
+    _, storage, _ = backend
+    files = {
+        "globex/payroll/b.csv": b"x" * 10,
+        "acme/employee_roster/2024-02.csv": b"two\n",
+        "acme/employee_roster/2024-01.csv": b"one,1\n",
+        "acme/employee_roster-old/x.csv": b"old",
+        "acme/claims_extract/c.csv": b"",
+    }
+    for path, data in files.items():
+        storage.put_blob(path, data)
+
+    listed = list(storage.list_blobs())
+    assert [blob.path for blob in listed] == sorted(files)
+    assert {blob.path: blob.size for blob in listed} == {path: len(data) for path, data in files.items()}
+
+    assert [b.path for b in storage.list_blobs("acme/employee_roster/")] == [
+        "acme/employee_roster/2024-01.csv",
+        "acme/employee_roster/2024-02.csv",
+    ]
+    # A prefix is a string prefix, as in Azure, not a folder name.
+    assert [b.path for b in storage.list_blobs("acme/employee_roster")] == [
+        "acme/employee_roster-old/x.csv",
+        "acme/employee_roster/2024-01.csv",
+        "acme/employee_roster/2024-02.csv",
+    ]
+    assert [b.path for b in storage.list_blobs("acme/employee_roster/2024-02")] == ["acme/employee_roster/2024-02.csv"]
+    assert [b.path for b in storage.list_blobs("glo")] == ["globex/payroll/b.csv"]
+    assert list(storage.list_blobs("nobody/")) == []
+
+
+def test_listing_skips_hidden_and_temporary_files(backend):
+    _, storage, _ = backend
+    for path in [
+        "acme/payroll/ok.csv",
+        "acme/payroll/.hidden.csv",
+        "acme/payroll/upload.csv.tmp",
+        "acme/payroll/upload.csv.part",
+        "acme/.work/chunk-0001.parquet",
+    ]:
+        storage.put_blob(path, b"data")
+    assert [b.path for b in storage.list_blobs()] == ["acme/payroll/ok.csv"]
+
+
+def test_local_listing_of_a_missing_landing_folder_is_empty(tmp_path):
+    assert list(LocalLandingStorage(tmp_path / "nothing-here").list_blobs()) == []
+
+
+def test_local_listing_walks_only_the_prefix_folder(tmp_path, monkeypatch):
+    storage = LocalLandingStorage(tmp_path)
+    for path in ["acme/payroll/a.csv", "acme/claims_extract/c.csv", "globex/payroll/b.csv"]:
+        storage.put_blob(path, b"x")
+    scanned = []
+    real_scandir = os.scandir
+
+    def recording_scandir(directory):
+        scanned.append(os.path.relpath(directory, tmp_path))
+        return real_scandir(directory)
+
+    monkeypatch.setattr(os, "scandir", recording_scandir)
+    assert [b.path for b in storage.list_blobs("acme/pay")] == ["acme/payroll/a.csv"]
+    assert scanned == ["acme", os.path.join("acme", "payroll")]
+
+
+def test_etag_changes_when_content_changes(backend):
+    _, storage, _ = backend
+    path = "acme/payroll/2024.csv"
+    storage.put_blob(path, b"version 1")
+    (first,) = storage.list_blobs(path)
+    (again,) = storage.list_blobs(path)
+    assert again.etag == first.etag
+    storage.put_blob(path, b"version 2")  # same size
+    (second,) = storage.list_blobs(path)
+    assert second.etag != first.etag
+    storage.put_blob(path, b"version three")
+    (third,) = storage.list_blobs(path)
+    assert third.etag not in (first.etag, second.etag)
+    assert third.size == len(b"version three")
+
+
+@pytest.mark.azurite
+def test_azure_metadata_round_trips(azurite):
+    storage = AzureBlobLandingStorage(azurite.container_client())
+    storage.put_blob("acme/payroll/m.csv", b"a,b\n", metadata={"uploaded_by": "jane", "batch": "7"})
+    storage.put_blob("acme/payroll/n.csv", b"a,b\n")
+    listed = {b.path: b.metadata for b in storage.list_blobs("acme/")}
+    assert listed == {"acme/payroll/m.csv": {"uploaded_by": "jane", "batch": "7"}, "acme/payroll/n.csv": {}}
+
+
+def test_local_metadata_is_empty(tmp_path):
+    storage = LocalLandingStorage(tmp_path)
+    storage.put_blob("acme/payroll/m.csv", b"x", metadata={"uploaded_by": "jane"})
+    assert [b.metadata for b in storage.list_blobs()] == [{}]
+
+
+@pytest.mark.azurite
+def test_azure_prefix_is_applied_and_stripped(azurite):
+    container = azurite.container_client()
+    AzureBlobLandingStorage(container, prefix="/incoming/").put_blob("acme/payroll/a.csv", b"a")
+    AzureBlobLandingStorage(container).put_blob("outside/payroll/b.csv", b"b")
+    assert [b.path for b in AzureBlobLandingStorage(container, prefix="incoming").list_blobs()] == [
+        "acme/payroll/a.csv"
+    ]
+    assert [b.name for b in container.list_blobs()] == ["incoming/acme/payroll/a.csv", "outside/payroll/b.csv"]
+
+
+@pytest.mark.azurite
+def test_azure_listing_skips_blobs_that_are_not_block_blobs(azurite):
+    container = azurite.container_client()
+    container.get_blob_client("acme/payroll/growing.csv").create_append_blob()
+    storage = AzureBlobLandingStorage(container)
+    storage.put_blob("acme/payroll/done.csv", b"x")
+    assert [b.path for b in storage.list_blobs()] == ["acme/payroll/done.csv"]
+
+
+@pytest.mark.azurite
+def test_azure_uncommitted_upload_is_not_listed(azurite):
+    container = azurite.container_client()
+    blob = container.get_blob_client("acme/payroll/big.csv")
+    blob.stage_block("b1", b"first half,")
+    storage = AzureBlobLandingStorage(container)
+    assert list(storage.list_blobs()) == []
+    blob.stage_block("b2", b"second half\n")
+    blob.commit_block_list(["b1", "b2"])
+    assert [(b.path, b.size) for b in storage.list_blobs()] == [("acme/payroll/big.csv", 23)]
+
+
+def test_streaming_read_in_small_pieces_equals_the_content(backend):
+    _, storage, _ = backend
+    content = bytes(range(256)) * 4099  # ~1 MiB, not a multiple of any read size
+    storage.put_blob("acme/payroll/big.bin", io.BytesIO(content))
+    pieces = []
+    with storage.open_blob("acme/payroll/big.bin") as stream:
+        while piece := stream.read(1000):
+            assert len(piece) <= 1000
+            pieces.append(piece)
+    assert b"".join(pieces) == content
+    with storage.open_blob("acme/payroll/big.bin") as stream:
+        assert stream.read(3) == content[:3]
+        assert stream.read() == content[3:]
+
+
+@pytest.mark.azurite
+def test_azure_read_streams_in_chunks(azurite):
+    """A blob larger than the download chunk arrives in several requests, never as one."""
+    from azure.storage.blob import ContainerClient
+
+    base = azurite.container_client()
+    small_chunks = ContainerClient(
+        account_url=azurite.account_url,
+        container_name=base.container_name,
+        credential=azurite.account_key,
+        max_single_get_size=64 * 1024,
+        max_chunk_get_size=64 * 1024,
+    )
+    content = os.urandom(300 * 1024)
+    storage = AzureBlobLandingStorage(small_chunks)
+    storage.put_blob("acme/payroll/r.bin", content)
+    with storage.open_blob("acme/payroll/r.bin") as stream:
+        assert stream.read(10) == content[:10]
+        assert b"".join(iter(lambda: stream.read(7000), b"")) == content[10:]
+
+
+@pytest.mark.azurite
+def test_azure_blob_replaced_mid_read_is_a_storage_error(azurite):
+    from azure.storage.blob import ContainerClient
+
+    base = azurite.container_client()
+    small_chunks = ContainerClient(
+        account_url=azurite.account_url,
+        container_name=base.container_name,
+        credential=azurite.account_key,
+        max_single_get_size=64 * 1024,
+        max_chunk_get_size=64 * 1024,
+    )
+    storage = AzureBlobLandingStorage(small_chunks)
+    storage.put_blob("acme/payroll/r.bin", os.urandom(300 * 1024))
+    with storage.open_blob("acme/payroll/r.bin") as stream:
+        stream.read(1000)
+        storage.put_blob("acme/payroll/r.bin", os.urandom(300 * 1024))
+        with pytest.raises(StorageError, match="replaced while it was being read"):
+            stream.read()
+
+
+def test_source_uri_opens_again(backend):
+    kind, storage, factory = backend
+    storage.put_blob("acme/payroll/s.csv", b"id,name\n1,Ann\n")
+    uri = storage.source_uri("acme/payroll/s.csv")
+    if kind == "local":
+        assert os.path.isabs(uri) and uri.endswith(os.path.join("acme", "payroll", "s.csv"))
+    else:
+        container = storage.container_client
+        assert uri == f"azure://devstoreaccount1/{container.container_name}/landing/acme/payroll/s.csv"
+    with open_source(uri, azure_container_client_factory=factory) as stream:
+        assert stream.read() == b"id,name\n1,Ann\n"
+
+
+def test_open_source_of_azure_uri_without_a_client_is_a_storage_error():
+    with pytest.raises(StorageError, match="no Azure Blob Storage connection"):
+        open_source("azure://acct/uploads/acme/payroll/a.csv")
+    with pytest.raises(StorageError, match="is not an azure://"):
+        open_source("azure://acct/uploads", azure_container_client_factory=lambda a, c: None)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("acme/employee_roster/2024-01.csv", ("acme", "employee_roster", "2024-01.csv")),
+        ("acme/employee_roster/with space.csv", ("acme", "employee_roster", "with space.csv")),
+        ("acme/employee_roster", None),
+        ("acme/employee_roster/sub/2024.csv", None),
+        ("/acme/employee_roster/2024.csv", None),
+        ("acme//2024.csv", None),
+        ("acme/employee_roster/", None),
+        ("acme/../x.csv", None),
+        ("", None),
+    ],
+)
+def test_parse_landing_path(path, expected):
+    assert parse_landing_path(path) == expected
+
+
+def test_missing_blob_is_a_storage_error(backend):
+    kind, storage, factory = backend
+    with pytest.raises(StorageError, match="does not exist") as raised:
+        storage.open_blob("acme/payroll/missing.csv")
+    assert "\n" not in str(raised.value)
+    with pytest.raises(StorageError, match="does not exist"):
+        open_source(storage.source_uri("acme/payroll/missing.csv"), azure_container_client_factory=factory)
+
+
+@pytest.mark.azurite
+def test_azure_missing_container_is_a_storage_error(azurite):
+    storage = AzureBlobLandingStorage(azurite.container_client("never-created", create=False))
+    with pytest.raises(StorageError, match="does not exist"):
+        list(storage.list_blobs())
+
+
+def test_last_modified_is_utc(backend):
+    _, storage, _ = backend
+    storage.put_blob("acme/payroll/t.csv", b"t")
+    (blob,) = storage.list_blobs()
+    assert blob.last_modified.tzinfo is not None
+    assert blob.last_modified.astimezone(UTC) == blob.last_modified
