@@ -225,16 +225,14 @@ def _ensure_results_table(connection, spec: FileSpec) -> None:
             connection.execute(f"ALTER TABLE {results_table(spec)} ADD COLUMN {quote_identifier(name)} {sql_type}")
 
 
-def write_findings(
-    warehouse: Warehouse, spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace, extra_metrics: list[StageMetrics]
-) -> UploadCounts:
+def write_findings(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace) -> UploadCounts:
     """The merge: messages, rejects, column summary, stage metrics and counts, replaced in one
     transaction. The upload's rows leave `results` here too; publishing puts them back, so an
     upload that fails its quality gate on a rerun keeps no rows from an earlier run."""
     files = UploadFiles(workspace, manifest)
     counts = load_counts(workspace)
     upload_id = manifest.upload_id
-    metrics = [*read_all_metrics(workspace.metrics), *extra_metrics]
+    metrics = read_all_metrics(workspace.metrics)
     with warehouse.transaction() as connection:
         for table in ("messages", "rejects", "column_summary", "stage_metrics"):
             connection.execute(f"DELETE FROM ingest.{table} WHERE upload_id = ?", [upload_id])
@@ -258,6 +256,8 @@ def write_findings(
         connection.execute(
             "UPDATE ingest.uploads SET rows_total = ?, rows_accepted = ?, rows_rejected = ?, filespec_version = ?, "
             "sha256 = ?, bytes = ? WHERE upload_id = ?",
+            # An upload that fails an upload rule was never judged row by row: its counts stay null.
+            [None, None, None, spec.version, manifest.sha256, manifest.bytes, upload_id] if manifest.failure else
             [counts.rows_total, counts.rows_accepted, counts.rows_rejected, spec.version, manifest.sha256,
              manifest.bytes, upload_id],
         )  # fmt: skip
@@ -272,9 +272,7 @@ def _delete_results(connection, spec: FileSpec, upload_id: str) -> None:
         connection.execute(f"DELETE FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id])
 
 
-def publish_results(
-    warehouse: Warehouse, spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace, metrics: StageMetrics | None = None
-) -> int:
+def publish_results(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace) -> int:
     """Replace the upload's accepted rows in `results.<form_type>` and mark it completed."""
     files = UploadFiles(workspace, manifest)
     upload_id = manifest.upload_id
@@ -292,16 +290,21 @@ def publish_results(
                 ORDER BY _row_number
             """, [upload_id])  # fmt: skip
             published = connection.execute(f"SELECT count(*) FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id]).fetchone()[0]
-        if metrics is not None:
-            connection.execute("DELETE FROM ingest.stage_metrics WHERE upload_id = ? AND stage = ?", [upload_id, metrics.stage])
-            connection.execute("INSERT INTO ingest.stage_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               [upload_id, metrics.stage, metrics.chunk, metrics.started_at, metrics.seconds,
-                                metrics.cpu_seconds, metrics.peak_rss_bytes, published])  # fmt: skip
         connection.execute(
             "UPDATE ingest.uploads SET status = ?, error = NULL, finished_at = ?, stage = 'done' WHERE upload_id = ?",
             [COMPLETED, now(), upload_id],
         )
     return published
+
+
+def record_stage_metrics(warehouse: Warehouse, metrics: StageMetrics) -> None:
+    """Replace one stage's row in `ingest.stage_metrics` (the merge and publish record their own)."""
+    with warehouse.transaction() as connection:
+        connection.execute("DELETE FROM ingest.stage_metrics WHERE upload_id = ? AND stage = ? AND chunk IS NOT DISTINCT FROM ?",
+                           [metrics.upload_id, metrics.stage, metrics.chunk])  # fmt: skip
+        connection.execute("INSERT INTO ingest.stage_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [metrics.upload_id, metrics.stage, metrics.chunk, metrics.started_at, metrics.seconds,
+                            metrics.cpu_seconds, metrics.peak_rss_bytes, metrics.rows])  # fmt: skip
 
 
 def fail_upload_after_findings(warehouse: Warehouse, upload_id: str, error: str) -> None:

@@ -1,0 +1,259 @@
+"""The `ingest-pipeline` command (shared/spec/outputs.md): run, status, check-spec, generate, ...
+
+`run` goes through the same Dagster assets the sensor launches, as a real run on the Dagster
+instance under `<home>/dagster`, so its runs show in the UI (`ingest-pipeline ui`). Usage errors
+print one line and exit 2; a failed upload exits 1 with the reason on stderr.
+"""
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+from ingest_pipeline.core.errors import FilespecError, IngestError
+from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_filespec, load_form_type
+from ingest_pipeline.core.prepare import TARGET_CHUNK_BYTES
+from ingest_pipeline.core.uploads import COMPLETED, compute_upload_id, get_upload, hash_stream, list_uploads, register_upload
+from ingest_pipeline.core.warehouse import Warehouse
+from ingest_pipeline.defs.settings import PROJECT_ROOT, resolve_filespecs, resolve_home
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+COMPANY_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+class UsageError(Exception):
+    """A bad argument: one line on stderr, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ingest-pipeline", description="Validate client file uploads into DuckDB with Dagster.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_home(sub: argparse.ArgumentParser, filespecs: bool = True) -> None:
+        sub.add_argument("--home", help="state folder (default: $INGEST_HOME or ./.ingest)")
+        if filespecs:
+            sub.add_argument("--filespecs", help="filespecs folder (default: $INGEST_FILESPECS or the project's filespecs/)")
+
+    run = commands.add_parser("run", help="ingest one local file through the Dagster assets")
+    run.add_argument("file")
+    run.add_argument("--company", required=True, help="the uploading company's id")
+    run.add_argument("--form-type", required=True, help="the filespec to judge the file by")
+    run.add_argument("--chunk-rows", type=int, help="records per chunk (default: about 64 MiB of records)")
+    run.add_argument(
+        "--executor", choices=["auto", "multiprocess", "in_process"], default="auto",
+        help="multiprocess scans chunks in parallel, one process per step; in_process avoids process start-up; "
+        "auto (default) picks in_process for files smaller than one chunk",
+    )  # fmt: skip
+    with_home(run)
+
+    status = commands.add_parser("status", help="uploads with their status and counts")
+    status.add_argument("upload_id", nargs="?")
+    status.add_argument("--limit", type=int, default=50, help="most recent uploads to list (default 50)")
+    with_home(status, filespecs=False)
+
+    check = commands.add_parser("check-spec", help="validate a filespec file")
+    check.add_argument("file")
+
+    generate = commands.add_parser("generate", help="write a test file that follows a filespec, with errors injected")
+    generate.add_argument("--form-type", required=True)
+    generate.add_argument("--rows", type=int, required=True)
+    generate.add_argument("--out", required=True)
+    generate.add_argument("--error-rate", type=float, default=0.0)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--company", default="acme", help="company whose reference data is used (default acme)")
+    with_home(generate)
+
+    ui = commands.add_parser("ui", help="start the Dagster UI and daemon (sensor, queue) on the home's instance")
+    ui.add_argument("--port", default="3000")
+    with_home(ui)
+    return parser
+
+
+def _fail_usage(message: str) -> int:
+    print(f"ingest-pipeline: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore")  # Dagster's preview/beta notices are not the user's business
+    try:
+        args = build_parser().parse_args(argv)
+        handler = {"run": cmd_run, "status": cmd_status, "check-spec": cmd_check_spec, "generate": cmd_generate,
+                   "ui": cmd_ui}[args.command]  # fmt: skip
+        return handler(args)
+    except UsageError as error:
+        return _fail_usage(str(error))
+    except FilespecError as error:
+        return _fail_usage(str(error))
+    except IngestError as error:
+        print(f"ingest-pipeline: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def configure_environment(home: Path, filespecs: Path | None) -> Path:
+    """Point every process of this run (and its step subprocesses) at the same home and instance."""
+    os.environ["INGEST_HOME"] = str(home)
+    if filespecs is not None:
+        os.environ["INGEST_FILESPECS"] = str(filespecs)
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    template = PROJECT_ROOT / "dagster.yaml"
+    target = dagster_home / "dagster.yaml"
+    if template.exists() and (not target.exists() or target.read_bytes() != template.read_bytes()):
+        shutil.copyfile(template, target)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    return dagster_home
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    home, filespecs = resolve_home(args.home), resolve_filespecs(args.filespecs)
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    if not args.company or not set(args.company) <= COMPANY_ID_CHARS:
+        raise UsageError(f"company id {args.company!r} must be letters, digits, '_', '-' or '.'")
+    if args.chunk_rows is not None and args.chunk_rows < 1:
+        raise UsageError("--chunk-rows must be 1 or more")
+    if not FORM_TYPE_RE.fullmatch(args.form_type):
+        raise UsageError(f"{args.form_type!r} is not a form type name ([a-z][a-z0-9_]*)")
+    spec = load_form_type(args.form_type, filespecs)
+    configure_environment(home, filespecs)
+
+    with open(path, "rb") as stream:
+        sha256, size = hash_stream(stream)
+    upload_id = compute_upload_id(args.company, spec.form_type, sha256)
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    register_upload(warehouse, upload_id=upload_id, company_id=args.company, form_type=spec.form_type,
+                    source=str(path.resolve()), sha256=sha256, size=size, filespec_version=spec.version)  # fmt: skip
+    in_process = args.executor == "in_process" or (args.executor == "auto" and size < TARGET_CHUNK_BYTES and args.chunk_rows is None)
+    run_ingest_job(upload_id, source=str(path.resolve()), company_id=args.company, form_type=spec.form_type,
+                   chunk_rows=args.chunk_rows, in_process=in_process, log_file=home / "logs" / f"run-{upload_id}.log")  # fmt: skip
+    upload = get_upload(warehouse, upload_id)
+    print(f"upload {upload_id}: {upload['status']}")
+    if upload["rows_total"] is not None:
+        print(f"  rows: {upload['rows_total']} total, {upload['rows_accepted']} accepted, {upload['rows_rejected']} rejected")
+    if upload["status"] != COMPLETED:
+        print(f"ingest-pipeline: upload {upload_id} failed: {upload['error'] or 'see the Dagster run'}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: str, chunk_rows: int | None = None,
+                   in_process: bool = False, log_file: Path | None = None) -> str:  # fmt: skip
+    """Run the ingest job for one registered upload on the home's Dagster instance; returns the run id."""
+    from dagster import DagsterInstance, execute_job, reconstructable
+
+    from ingest_pipeline.definitions import ingest_upload_job_def
+    from ingest_pipeline.defs.partitions import uploads_partitions
+
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    if chunk_rows is not None:
+        run_config["ops"] = {"upload_chunks": {"config": {"chunk_rows": chunk_rows}}}
+    if in_process:
+        run_config["execution"] = {"config": {"in_process": {}}}
+    tags = {"dagster/partition": upload_id, "ingest/source": source, "ingest/company_id": company_id,
+            "ingest/form_type": form_type, "ingest/launched_by": "cli"}  # fmt: skip
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
+        with _stderr_into(log_file):
+            result = execute_job(reconstructable(ingest_upload_job_def), instance, run_config=run_config, tags=tags)
+        return result.run_id
+
+
+@contextlib.contextmanager
+def _stderr_into(log_file: Path | None):
+    """Send this process's and its step processes' stderr (Dagster's engine chatter) to a log file."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log_file, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    warehouse = Warehouse(resolve_home(args.home) / "warehouse.duckdb")
+    if args.upload_id:
+        upload = get_upload(warehouse, args.upload_id)
+        if upload is None:
+            raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
+        for key, value in upload.items():
+            print(f"{key:>16}: {_show(value)}")
+        return EXIT_OK
+    uploads = list_uploads(warehouse, args.limit)
+    if not uploads:
+        print(f"no uploads yet in {warehouse.path}")
+        return EXIT_OK
+    header = ("upload_id", "company", "form_type", "status", "stage", "chunks", "rows", "accepted", "rejected", "error")
+    rows = [header] + [
+        (u["upload_id"], u["company_id"], u["form_type"], u["status"], u["stage"] or "",
+         f"{u['chunks_done'] or 0}/{u['chunks_total'] or '?'}", _show(u["rows_total"]), _show(u["rows_accepted"]),
+         _show(u["rows_rejected"]), (u["error"] or "")[:60])
+        for u in uploads
+    ]  # fmt: skip
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return str(value)
+
+
+def cmd_check_spec(args: argparse.Namespace) -> int:
+    spec = load_filespec(args.file)
+    print(f"{args.file}: valid filespec for form type {spec.form_type!r} (version {spec.version}, {len(spec.fields)} fields)")
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ingest_pipeline.core.generate import generate_upload
+
+    if args.rows < 0:
+        raise UsageError("--rows must be 0 or more")
+    if not 0 <= args.error_rate <= 1:
+        raise UsageError("--error-rate must be between 0 and 1")
+    home, filespecs = resolve_home(args.home), resolve_filespecs(args.filespecs)
+    spec = load_form_type(args.form_type, filespecs)
+    summary = generate_upload(spec, args.rows, Path(args.out), error_rate=args.error_rate, seed=args.seed,
+                              company_id=args.company, home=home, filespecs_dir=filespecs)  # fmt: skip
+    print(f"wrote {summary.out} ({summary.rows} rows, {summary.bytes} bytes) and {summary.answer_key} ({summary.errors} injected errors)")
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    home = resolve_home(args.home)
+    configure_environment(home, resolve_filespecs(args.filespecs))
+    print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {home / 'dagster'}); Ctrl-C stops it")
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", args.port]
+    os.chdir(PROJECT_ROOT)
+    os.execv(sys.executable, command)
+    return EXIT_OK  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

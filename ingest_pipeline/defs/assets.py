@@ -1,0 +1,300 @@
+"""The ingestion assets, all partitioned by upload: prepare → scan (per chunk) → columns → merge → publish.
+
+Each asset body reads its resources, calls `ingest_pipeline.core`, and returns metadata; large
+data moves between stages as files in the upload's work folder, never through an IO manager.
+"""
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    Config,
+    DynamicOut,
+    DynamicOutput,
+    Failure,
+    In,
+    MaterializeResult,
+    MetadataValue,
+    Nothing,
+    OpExecutionContext,
+    asset,
+    graph_asset,
+    op,
+)
+from pydantic import Field
+
+from ingest_pipeline.core.errors import IngestError
+from ingest_pipeline.core.filespec import load_form_type
+from ingest_pipeline.core.judge import ChunkJudge
+from ingest_pipeline.core.merge import (
+    fail_upload_after_findings,
+    profile_columns,
+    publish_results,
+    record_stage_metrics,
+    write_findings,
+)
+from ingest_pipeline.core.metrics import StageMetrics, measure, write_metrics
+from ingest_pipeline.core.prepare import UploadWorkspace, prepare_chunks
+from ingest_pipeline.core.reference import snapshot_reference_data
+from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
+from ingest_pipeline.core.storage import open_source
+from ingest_pipeline.core.uploads import PROCESSING, get_upload, mark_failed, now, update_upload
+from ingest_pipeline.core.warehouse import Warehouse
+from ingest_pipeline.defs.partitions import uploads_partitions
+from ingest_pipeline.defs.resources import LandingStorageResource
+from ingest_pipeline.defs.settings import IngestSettings
+
+DUCKDB_WRITER_POOL = "duckdb_writer"
+INGEST_GROUP = "ingest"
+
+
+@contextlib.contextmanager
+def upload_stage(warehouse: Warehouse, upload_id: str, stage: str, chunk: int | None = None) -> Iterator[StageMetrics]:
+    """Measure a stage; on any error, end the upload `failed` with one sentence saying why.
+
+    Errors a user can cause (IngestError) become a Dagster Failure with that sentence and no
+    traceback; anything else is a bug and keeps its traceback.
+    """
+    try:
+        with measure(upload_id, stage, chunk) as metrics:
+            yield metrics
+    except IngestError as error:
+        mark_failed(warehouse, upload_id, f"{stage}: {error}")
+        raise Failure(description=str(error), allow_retries=False) from None
+    except Failure:
+        raise
+    except Exception as error:
+        mark_failed(warehouse, upload_id, f"{stage} failed unexpectedly ({type(error).__name__}: {error}).")
+        raise
+
+
+class PrepareConfig(Config):
+    chunk_rows: int | None = Field(
+        default=None, description="Records per chunk; by default about 64 MiB of records. Results never depend on it."
+    )
+
+
+@asset(
+    partitions_def=uploads_partitions,
+    group_name=INGEST_GROUP,
+    kinds={"python", "polars"},
+    tags={"stage": "prepare"},
+)
+def upload_chunks(
+    context: AssetExecutionContext, config: PrepareConfig, ingest_settings: IngestSettings, landing: LandingStorageResource
+) -> MaterializeResult:
+    """The upload split into chunks of whole records, with its header checked and reference data snapshotted."""
+    upload_id = context.partition_key
+    warehouse = ingest_settings.warehouse()
+    upload = get_upload(warehouse, upload_id)
+    if upload is None:
+        raise Failure(description=f"upload {upload_id} is not registered in {warehouse.path}; add it with the sensor or `ingest-pipeline run`")
+    workspace = ingest_settings.workspace(upload_id)
+    with upload_stage(warehouse, upload_id, "prepare") as metrics:
+        update_upload(warehouse, upload_id, status=PROCESSING, stage="prepare", started_at=now(), finished_at=None,
+                      error=None, run_id=context.run_id, chunks_done=0, chunks_total=None)  # fmt: skip
+        spec = load_form_type(upload["form_type"], ingest_settings.filespecs_path)
+        if workspace.root.exists():
+            shutil.rmtree(workspace.root)  # a rerun starts clean: no stale chunk or scan files
+        reference_rows = snapshot_reference_data(
+            spec, upload["company_id"], ingest_settings.home_path, ingest_settings.filespecs_path, workspace.reference
+        )
+        with open_source(upload["source"], landing.azure_container_client_factory) as stream:
+            manifest = prepare_chunks(
+                stream, spec, workspace, upload_id=upload_id, company_id=upload["company_id"], source=upload["source"],
+                chunk_rows=config.chunk_rows, expected_sha256=upload["sha256"],
+            )  # fmt: skip
+        metrics.rows = manifest.rows_total
+    write_metrics(metrics, workspace.metrics)
+    update_upload(warehouse, upload_id, stage="scan", chunks_total=len(manifest.chunks), filespec_version=spec.version)
+    context.log.info(f"{upload_id}: {manifest.rows_total} records in {len(manifest.chunks)} chunk(s); {manifest.sniff}")
+    if manifest.failure:
+        context.log.warning(f"{upload_id} cannot be processed: {manifest.failure}")
+    return MaterializeResult(
+        metadata={
+            "rows_total": manifest.rows_total,
+            "chunks": len(manifest.chunks),
+            "chunk_rows": manifest.chunk_rows,
+            "bytes": manifest.bytes,
+            "form_type": spec.form_type,
+            "company_id": upload["company_id"],
+            "filespec_version": spec.version,
+            "looks_like_form_type": manifest.sniff,
+            "header_problems": MetadataValue.json(manifest.upload_messages),
+            "reference_rows": MetadataValue.json(reference_rows),
+            **metrics.as_metadata(),
+        }
+    )
+
+
+@op(ins={"upload_chunks": In(Nothing)}, out=DynamicOut(int), tags={"stage": "scan"})
+def plan_chunk_scans(context: OpExecutionContext, ingest_settings: IngestSettings):
+    """One dynamic step per chunk, so that a failed chunk can be re-executed alone."""
+    manifest = ingest_settings.workspace(context.partition_key).load_manifest()
+    # An upload with no chunks still gets one (empty) step, so the downstream stages run.
+    for chunk_index in [c.index for c in manifest.chunks] or [0]:
+        yield DynamicOutput(chunk_index, mapping_key=f"chunk_{chunk_index:05d}")
+
+
+@op(tags={"stage": "scan"})
+def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettings, chunk_index: int) -> int:
+    """Judge every cell of one chunk; writes the chunk's rows and messages as Parquet."""
+    upload_id = context.partition_key
+    if chunk_index == 0:
+        return 0
+    warehouse = ingest_settings.warehouse()
+    workspace = ingest_settings.workspace(upload_id)
+    with upload_stage(warehouse, upload_id, "scan", chunk_index) as metrics:
+        manifest = workspace.load_manifest()
+        spec = workspace.load_filespec()
+        chunk = manifest.chunks[chunk_index - 1]
+        result = scan_chunk(spec, manifest, chunk, workspace, ChunkJudge(spec, load_reference_snapshot(spec, workspace)))
+        metrics.rows = result.records
+    write_metrics(metrics, workspace.metrics)
+    _count_chunk_done(warehouse, upload_id)
+    context.log.info(
+        f"chunk {chunk_index}/{len(manifest.chunks)}: rows {chunk.first_row}-{chunk.first_row + chunk.records - 1}, "
+        f"{result.rejected} rejected, {result.messages} messages, {metrics.seconds:.1f}s"
+    )
+    return result.records
+
+
+def _count_chunk_done(warehouse: Warehouse, upload_id: str) -> None:
+    with warehouse.transaction() as connection:
+        connection.execute(
+            "UPDATE ingest.uploads SET chunks_done = least(coalesce(chunks_done, 0) + 1, chunks_total) WHERE upload_id = ?",
+            [upload_id],
+        )
+
+
+@op(tags={"stage": "scan"})
+def summarize_chunk_scans(context: OpExecutionContext, records_per_chunk: list[int]) -> int:
+    """Fan-in of the chunk steps: the records scanned across all chunks."""
+    total = sum(records_per_chunk)
+    context.log.info(f"{len(records_per_chunk)} chunk step(s) scanned {total} records")
+    return total
+
+
+@graph_asset(
+    partitions_def=uploads_partitions,
+    group_name=INGEST_GROUP,
+    ins={"upload_chunks": AssetIn(dagster_type=Nothing)},
+    kinds={"pandera", "polars"},
+    tags={"stage": "scan"},
+)
+def chunk_scans(upload_chunks):
+    """Every chunk's cells judged against the filespec's pandera schema, as Parquet rows and messages."""
+    return summarize_chunk_scans(plan_chunk_scans(upload_chunks).map(scan_upload_chunk).collect())
+
+
+@asset(
+    partitions_def=uploads_partitions,
+    group_name=INGEST_GROUP,
+    deps=[chunk_scans],
+    kinds={"duckdb", "parquet"},
+    tags={"stage": "columns"},
+)
+def column_profiles(context: AssetExecutionContext, ingest_settings: IngestSettings) -> MaterializeResult:
+    """Per-column judgement across the whole upload: uniqueness, null/distinct/min/max summary, and counts."""
+    upload_id = context.partition_key
+    warehouse = ingest_settings.warehouse()
+    workspace = ingest_settings.workspace(upload_id)
+    with upload_stage(warehouse, upload_id, "columns") as metrics:
+        update_upload(warehouse, upload_id, stage="columns")
+        manifest = workspace.load_manifest()
+        spec = workspace.load_filespec()
+        counts = profile_columns(spec, manifest, workspace, ingest_settings.warehouse_memory_limit)
+        metrics.rows = counts.rows_total
+    write_metrics(metrics, workspace.metrics)
+    return MaterializeResult(
+        metadata={
+            "rows_total": counts.rows_total,
+            "rows_accepted": counts.rows_accepted,
+            "rows_rejected": counts.rows_rejected,
+            "error_rate": round(counts.error_rate, 6),
+            "messages": counts.messages,
+            **metrics.as_metadata(),
+        }
+    )
+
+
+def _load_stage_inputs(ingest_settings: IngestSettings, upload_id: str) -> tuple[Warehouse, UploadWorkspace]:
+    return ingest_settings.warehouse(), ingest_settings.workspace(upload_id)
+
+
+@asset(
+    partitions_def=uploads_partitions,
+    group_name=INGEST_GROUP,
+    deps=[column_profiles],
+    pool=DUCKDB_WRITER_POOL,
+    kinds={"duckdb"},
+    tags={"stage": "merge"},
+)
+def upload_findings(context: AssetExecutionContext, ingest_settings: IngestSettings) -> MaterializeResult:
+    """ingest.messages, ingest.rejects, ingest.column_summary, stage metrics and counts for the upload (replaced in one transaction)."""
+    upload_id = context.partition_key
+    warehouse, workspace = _load_stage_inputs(ingest_settings, upload_id)
+    with upload_stage(warehouse, upload_id, "merge") as metrics:
+        update_upload(warehouse, upload_id, stage="merge")
+        manifest = workspace.load_manifest()
+        spec = workspace.load_filespec()
+        metrics.rows = manifest.rows_total
+        counts = write_findings(warehouse, spec, manifest, workspace)
+    record_stage_metrics(warehouse, metrics)
+    if manifest.failure:
+        fail_upload_after_findings(warehouse, upload_id, manifest.failure)
+        raise Failure(description=manifest.failure, allow_retries=False)
+    return MaterializeResult(
+        metadata={
+            "rows_total": counts.rows_total,
+            "rows_accepted": counts.rows_accepted,
+            "rows_rejected": counts.rows_rejected,
+            "error_rate": round(counts.error_rate, 6),
+            "errors": counts.errors,
+            "warnings": counts.warnings,
+            "messages_query": MetadataValue.md(
+                f"`SELECT * FROM ingest.messages WHERE upload_id = '{upload_id}' ORDER BY row_number`"
+            ),
+        }
+    )
+
+
+@asset(
+    partitions_def=uploads_partitions,
+    group_name=INGEST_GROUP,
+    deps=[upload_findings],
+    pool=DUCKDB_WRITER_POOL,
+    kinds={"duckdb"},
+    tags={"stage": "publish"},
+)
+def accepted_rows(context: AssetExecutionContext, ingest_settings: IngestSettings) -> MaterializeResult:
+    """The upload's accepted rows, typed, in results.<form_type> (replaced by upload id); the upload ends completed."""
+    upload_id = context.partition_key
+    warehouse, workspace = _load_stage_inputs(ingest_settings, upload_id)
+    with upload_stage(warehouse, upload_id, "publish") as metrics:
+        update_upload(warehouse, upload_id, stage="publish")
+        manifest = workspace.load_manifest()
+        spec = workspace.load_filespec()
+        metrics.rows = published = publish_results(warehouse, spec, manifest, workspace)
+    record_stage_metrics(warehouse, metrics)
+    upload = get_upload(warehouse, upload_id)
+    context.log.info(
+        f"{upload_id} completed: {upload['rows_total']} rows, {upload['rows_accepted']} accepted, "
+        f"{upload['rows_rejected']} rejected"
+    )
+    return MaterializeResult(
+        metadata={
+            "table": f"results.{spec.form_type}",
+            "rows_published": published,
+            "rows_total": upload["rows_total"],
+            "rows_rejected": upload["rows_rejected"],
+            **metrics.as_metadata(),
+        }
+    )
+
+
+ingest_assets = [upload_chunks, chunk_scans, column_profiles, upload_findings, accepted_rows]
+

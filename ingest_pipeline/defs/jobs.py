@@ -1,0 +1,24 @@
+"""Jobs over the upload-partitioned assets."""
+
+from dagster import AssetSelection, define_asset_job
+
+from ingest_pipeline.defs.assets import chunk_scans, column_profiles, ingest_assets, upload_chunks
+from ingest_pipeline.defs.partitions import uploads_partitions
+
+INGEST_JOB_NAME = "ingest_upload"
+VALIDATE_JOB_NAME = "validate_upload"
+
+# The default executor runs each step in its own process, so chunks are scanned in parallel.
+ingest_upload_job = define_asset_job(
+    INGEST_JOB_NAME,
+    selection=AssetSelection.assets(*ingest_assets),
+    partitions_def=uploads_partitions,
+    description="Ingest one upload: prepare, scan every chunk, judge columns, merge into DuckDB, publish accepted rows.",
+)
+
+validate_upload_job = define_asset_job(
+    VALIDATE_JOB_NAME,
+    selection=AssetSelection.assets(upload_chunks, chunk_scans, column_profiles),
+    partitions_def=uploads_partitions,
+    description="Prepare and scan an upload and judge its columns, without publishing anything to the warehouse.",
+)

@@ -1,0 +1,49 @@
+"""Where the pipeline keeps its state and finds its filespecs (the `ingest_settings` resource)."""
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from ingest_pipeline.core.prepare import UploadWorkspace
+from ingest_pipeline.core.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_HOME = ".ingest"
+
+
+def resolve_home(home: str | os.PathLike | None = None) -> Path:
+    """`--home`, else $INGEST_HOME, else `.ingest/` in the working directory; made absolute."""
+    return Path(home or os.environ.get("INGEST_HOME") or DEFAULT_HOME).expanduser().resolve()
+
+
+def resolve_filespecs(filespecs: str | os.PathLike | None = None) -> Path:
+    """`--filespecs`, else $INGEST_FILESPECS, else the project's `filespecs/`; made absolute."""
+    return Path(filespecs or os.environ.get("INGEST_FILESPECS") or PROJECT_ROOT / "filespecs").expanduser().resolve()
+
+
+class IngestSettings(ConfigurableResource):
+    """The pipeline's home folder, filespecs folder and warehouse settings.
+
+    Unset paths are resolved when used, from INGEST_HOME / INGEST_FILESPECS, so that the command
+    line, `dagster dev` and every step process agree without configuration.
+    """
+
+    home: str | None = Field(default=None, description="State folder (default: $INGEST_HOME or ./.ingest).")
+    filespecs: str | None = Field(default=None, description="Filespecs folder (default: $INGEST_FILESPECS or the project's).")
+    warehouse_memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, description="DuckDB memory limit; beyond it, spill to disk.")
+
+    @property
+    def home_path(self) -> Path:
+        return resolve_home(self.home)
+
+    @property
+    def filespecs_path(self) -> Path:
+        return resolve_filespecs(self.filespecs)
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.home_path / "warehouse.duckdb", memory_limit=self.warehouse_memory_limit)
+
+    def workspace(self, upload_id: str) -> UploadWorkspace:
+        return UploadWorkspace.of(self.home_path, upload_id)
