@@ -1,0 +1,126 @@
+"""Each cell rule of filespec.md, judged through the generated pandera schema."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+import yaml
+
+from ingest_pipeline.core.filespec import parse_filespec
+from ingest_pipeline.core.judge import ChunkJudge, ReferenceSnapshot, build_schema, typed_column
+
+STATES = pl.DataFrame({"code": ["CA", "NY", "CA"], "name": ["California", "New York", "Second California"]})
+
+
+def judge(field_yaml: str, values: list[str], enrich: str = "", tables: dict | None = None):
+    spec = parse_filespec(
+        yaml.load(f"form_type: t\nfields:\n  - {field_yaml}\n{enrich}", Loader=yaml.BaseLoader), "t.yaml"
+    )
+    reference = ReferenceSnapshot(tables or {("ref", "states"): STATES})
+    raw = pl.DataFrame({f"raw:{spec.fields[0].name}": values}, schema={f"raw:{spec.fields[0].name}": pl.String})
+    rows = pl.Series(range(1, len(values) + 1), dtype=pl.Int64)
+    return ChunkJudge(spec, reference).judge(raw, rows, rows + 1)
+
+
+def broken(field_yaml: str, values: list[str], **kwargs) -> list[tuple[int, str]]:
+    """(row_number, rule) of every message, sorted."""
+    messages = judge(field_yaml, values, **kwargs).messages
+    return sorted(zip(messages["row_number"].to_list(), messages["rule"].to_list(), strict=True))
+
+
+def test_null_only_fails_required():
+    assert broken("{name: a, required: true, min_length: 3, pattern: 'x+'}", ["", "   ", "xxx"]) == [(1, "required"), (2, "required")]
+    assert broken("{name: a, min_length: 3, pattern: 'x+', enum: [xxx]}", ["", "  "]) == []
+
+
+def test_trim_false_keeps_spaces_and_only_empty_text_is_null():
+    assert broken("{name: a, required: true, max_length: 2, trim: false}", ["", "   ", " a"]) == [(1, "required"), (2, "max_length")]
+
+
+@pytest.mark.parametrize(
+    ("field_type", "good", "bad"),
+    [
+        ("integer", ["0", "-12", "+7", "007", "9223372036854775807"], ["1.0", "1e3", "12a", "9223372036854775808", "1 000"]),
+        ("decimal", ["0", "-1.5", "+2.25", "10"], ["1.", ".5", "1,000.00", "1e5", "NaN", "$5"]),
+        ("date", ["2019-01-05", "2020-02-29"], ["2019-1-5", "2019-02-30", "2021-02-29", "05/01/2019", "2019-01-05T00:00:00"]),
+        ("datetime", ["2019-01-05T13:45:00"], ["2019-01-05 13:45:00", "2019-01-05T25:00:00", "2019-01-05"]),
+        ("boolean", ["true", "Yes", "N", "0", "FALSE"], ["maybe", "2", "t"]),
+    ],
+)
+def test_type_conversion_is_strict(field_type, good, bad):
+    result = broken(f"{{name: a, type: {field_type}}}", good + bad)
+    assert result == [(len(good) + i + 1, "type") for i in range(len(bad))]
+
+
+def test_type_failure_skips_the_cells_other_rules():
+    assert broken("{name: a, type: integer, minimum: 5, max_length: 1, enum: ['7']}", ["abc"]) == [(1, "type")]
+
+
+def test_every_failing_rule_is_reported_not_only_the_first():
+    assert broken("{name: a, min_length: 5, pattern: '[0-9]+', enum: [12345]}", ["ab"]) == [
+        (1, "enum"), (1, "min_length"), (1, "pattern")]  # fmt: skip
+
+
+def test_lengths_count_characters_of_the_trimmed_text():
+    assert broken("{name: a, min_length: 2, max_length: 3}", [" é ", "ñoño", "  ab  ", "abc"]) == [(1, "min_length"), (2, "max_length")]
+
+
+def test_pattern_must_match_the_whole_trimmed_text():
+    assert broken("{name: a, pattern: 'E[0-9]{3}'}", ["E123", " E123 ", "E1234", "xE123", "E12"]) == [(3, "pattern"), (4, "pattern"), (5, "pattern")]
+
+
+def test_enum_compares_text_case_sensitively():
+    assert broken("{name: a, type: integer, enum: ['1', '2']}", ["1", "01", "2"]) == [(2, "enum")]
+    assert broken("{name: a, enum: [Active]}", ["Active", "active"]) == [(2, "enum")]
+
+
+def test_minimum_and_maximum_are_inclusive_in_the_fields_type():
+    assert broken("{name: a, type: integer, minimum: 0, maximum: 168}", ["0", "168", "-1", "169"]) == [(3, "minimum"), (4, "maximum")]
+    assert broken("{name: a, type: decimal, minimum: '0.01'}", ["0.01", "0.009"]) == [(2, "minimum")]
+    assert broken("{name: a, type: date, format: '%d/%m/%Y', maximum: '2020-12-31'}", ["31/12/2020", "01/01/2021"]) == [(2, "maximum")]
+
+
+def test_lookup_compares_trimmed_text_with_the_reference_column():
+    assert broken("{name: a, lookup: ref.states.code}", ["CA", " NY ", "ca", "ZZ"]) == [(3, "lookup"), (4, "lookup")]
+
+
+def test_warnings_are_reported_but_do_not_reject():
+    result = judge("{name: a, pattern: 'x', severity: warning}", ["y", "x"])
+    assert result.messages["severity"].to_list() == ["warning"]
+    assert result.rejected.to_list() == [False, False]
+
+
+def test_errors_reject_the_row_and_messages_keep_the_raw_text():
+    result = judge("{name: a, type: integer}", ["  12x ", "3"])
+    assert result.rejected.to_list() == [True, False]
+    assert result.messages["value"].to_list() == ["  12x "]
+    assert result.messages["message"][0] == "Field 'a' must be a whole number (digits with an optional sign), but is '12x'."
+
+
+def test_converted_values_have_the_contract_types():
+    frame = judge("{name: a, type: datetime, format: '%d.%m.%Y %H:%M'}", ["05.01.2019 13:45"]).frame
+    assert frame[typed_column("a")].to_list() == [dt.datetime(2019, 1, 5, 13, 45)]
+
+
+ENRICH = "enrich:\n  - {lookup: ref.states, on: {a: code}, add: {state_name: name}, required: true}\n"
+
+
+def test_enrich_adds_text_of_the_first_matching_table_row_and_requires_a_match():
+    result = judge("{name: a}", ["CA", "ZZ", ""], enrich=ENRICH)
+    assert result.frame["state_name"].to_list() == ["California", None, None]
+    assert sorted(zip(result.messages["row_number"], result.messages["rule"], result.messages["field"], strict=True)) == [
+        (2, "enrich", "a"), (3, "enrich", "a")]  # fmt: skip
+
+
+def test_optional_enrich_leaves_nulls_without_a_message():
+    result = judge("{name: a}", ["NY", "ZZ"], enrich=ENRICH.replace("required: true", "required: false"))
+    assert result.frame["state_name"].to_list() == ["New York", None]
+    assert result.messages.is_empty()
+
+
+def test_schema_is_a_pandera_schema_with_one_named_check_per_rule():
+    spec = parse_filespec(yaml.load("form_type: t\nfields:\n  - {name: a, type: integer, minimum: 1, maximum: 9, required: true}\n",
+                                    Loader=yaml.BaseLoader), "t.yaml")  # fmt: skip
+    column = build_schema(spec, {}).columns["a"]
+    assert column.nullable is False
+    assert [check.name for check in column.checks] == ["type", "minimum", "maximum"]

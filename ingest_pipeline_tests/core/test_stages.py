@@ -1,0 +1,170 @@
+"""The core stages without Dagster: prepare → scan → columns → merge → publish on small files.
+
+Checks the bookkeeping the contract fixes: row and line numbers of the whole file (quoted line
+breaks, CRLF, BOM, banner lines, blank lines), encodings, fixed-width short lines, upload rules,
+and that results never depend on the chunk size.
+"""
+
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ingest_pipeline.core.filespec import parse_filespec
+from ingest_pipeline.core.judge import ChunkJudge
+from ingest_pipeline.core.merge import profile_columns, publish_results, write_findings
+from ingest_pipeline.core.prepare import UploadWorkspace, prepare_chunks
+from ingest_pipeline.core.reference import snapshot_reference_data
+from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
+from ingest_pipeline.core.uploads import register_upload
+from ingest_pipeline.core.warehouse import Warehouse
+
+
+def ingest(tmp_path: Path, spec_yaml: str, content: bytes, chunk_rows: int | None = None, block_bytes: int = 1 << 20):
+    """Run every stage on `content`; returns (messages, results, rejects, upload row) as Python lists."""
+    spec = parse_filespec(yaml.load(spec_yaml, Loader=yaml.BaseLoader), "t.yaml")
+    home = tmp_path / f"home-{chunk_rows}-{block_bytes}"
+    (home / "reference" / "ref").mkdir(parents=True)
+    (home / "reference" / "ref" / "codes.csv").write_text("code,label\nA,Alpha\nB,Beta\n")
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    register_upload(warehouse, upload_id="u1", company_id="c", form_type=spec.form_type, source="mem", sha256=None,
+                    size=len(content), filespec_version=1)  # fmt: skip
+    workspace = UploadWorkspace.of(home, "u1")
+    snapshot_reference_data(spec, "c", home, tmp_path, workspace.reference)
+    manifest = prepare_chunks(io.BytesIO(content), spec, workspace, upload_id="u1", company_id="c", source="mem",
+                              chunk_rows=chunk_rows, block_bytes=block_bytes)  # fmt: skip
+    judge = ChunkJudge(spec, load_reference_snapshot(spec, workspace))
+    for chunk in manifest.chunks:
+        scan_chunk(spec, manifest, chunk, workspace, judge)
+    profile_columns(spec, manifest, workspace)
+    write_findings(warehouse, spec, manifest, workspace)
+    if manifest.failure is None:
+        publish_results(warehouse, spec, manifest, workspace)
+    with warehouse.connect(write=False) as connection:
+        messages = connection.execute(
+            "SELECT row_number, line_number, field, rule, severity, value FROM ingest.messages ORDER BY ALL NULLS FIRST"
+        ).fetchall()
+        rejects = connection.execute("SELECT row_number, line_number, raw FROM ingest.rejects ORDER BY row_number").fetchall()
+        results = (
+            connection.execute(f"SELECT * EXCLUDE (_upload_id) FROM results.{spec.form_type} ORDER BY _row_number").fetchall()
+            if manifest.failure is None else []
+        )  # fmt: skip
+        upload = connection.execute("SELECT status, rows_total, rows_accepted, rows_rejected FROM ingest.uploads").fetchone()
+    return messages, results, rejects, upload, manifest
+
+
+CSV_SPEC = """
+form_type: t
+format: {delimiter: ',', header: true}
+fields:
+  - {name: id, type: integer, required: true, unique: true}
+  - {name: note}
+  - {name: code, lookup: ref.codes.code}
+"""
+
+
+def test_quoted_line_breaks_blank_lines_crlf_and_bom_keep_whole_file_numbers(tmp_path):
+    content = (
+        "\ufeffid,note,code\r\n"
+        '1,"two\r\nlines",A\r\n'
+        "\r\n"
+        '2,"say ""hi""",Z\r\n'
+        "3,x\r\n"  # one cell short
+        '1,"dup, again",B'  # no final line break
+    ).encode()
+    messages, results, rejects, upload, _ = ingest(tmp_path, CSV_SPEC, content)
+    assert messages == [
+        (2, 5, "code", "lookup", "error", "Z"),
+        (3, 6, None, "field_count", "error", None),
+        (4, 7, "id", "unique", "error", "1"),
+    ]
+    assert results == [(1, 1, "two\r\nlines", "A")]
+    assert rejects == [(2, 5, '2,"say ""hi""",Z'), (3, 6, "3,x"), (4, 7, '1,"dup, again",B')]
+    assert upload == ("completed", 4, 1, 3)
+
+
+def test_header_columns_match_case_insensitively_in_any_order_and_extras_are_ignored(tmp_path):
+    content = b"  CODE ,Extra,ID,Note\nA,x,7,hello\n"
+    messages, results, _, upload, _ = ingest(tmp_path, CSV_SPEC, content)
+    assert messages == [(None, None, None, "extra_column", "warning", "Extra")]
+    assert results == [(1, 7, "hello", "A")]
+
+
+def test_missing_or_duplicate_columns_fail_the_upload_and_keep_the_messages(tmp_path):
+    messages, _, _, upload, manifest = ingest(tmp_path, CSV_SPEC, b"id,note,note\n1,a,b\n")
+    assert [m[3] for m in messages] == ["duplicate_column", "missing_column"]
+    assert upload == ("queued", None, None, None)  # not judged row by row; the merge asset ends it failed:
+    assert manifest.failure.startswith("Header columns 2 and 3 all match field 'note'")
+
+
+def test_empty_file_completes_with_a_warning(tmp_path):
+    messages, results, _, upload, _ = ingest(tmp_path, CSV_SPEC, b"id,note,code\n\n")
+    assert messages == [(None, None, None, "empty_file", "warning", None)]
+    assert upload == ("completed", 0, 0, 0)
+
+
+def test_skip_rows_and_headerless_pipe_files(tmp_path):
+    spec = CSV_SPEC.replace("{delimiter: ',', header: true}", "{delimiter: '|', header: false, skip_rows: 2}")
+    content = b"BANNER, not a record\nexported 2024\n5|a|A\n\n6|b|B|extra\n"
+    messages, results, _, upload, _ = ingest(tmp_path, spec, content)
+    assert messages == [(2, 5, None, "field_count", "error", None)]
+    assert results == [(1, 5, "a", "A")]
+
+
+def test_undecodable_records_are_rejected_and_the_rest_is_processed(tmp_path):
+    content = b"id,note,code\n1,caf\xe9,A\n2,ok,B\n"
+    messages, results, rejects, upload, _ = ingest(tmp_path, CSV_SPEC, content)
+    assert messages == [(1, 2, None, "encoding", "error", None)]
+    assert rejects == [(1, 2, "1,caf\ufffd,A")]
+    assert results == [(2, 2, "ok", "B")]
+    latin1 = CSV_SPEC.replace("header: true}", "header: true, encoding: latin-1}")
+    _, results, _, _, _ = ingest(tmp_path / "latin1", latin1, content)
+    assert results[0] == (1, 1, "café", "A")
+
+
+FIXED_SPEC = """
+form_type: f
+format: {kind: fixed_width}
+fields:
+  - {name: id, start: 1, width: 3, type: integer}
+  - {name: name, start: 4, width: 5, required: true}
+  - {name: flag, start: 9, width: 1, type: boolean, format: {true: [Y], false: [N]}}
+"""
+
+
+def test_fixed_width_slices_by_character_and_pads_short_lines(tmp_path):
+    content = "001Zoë  Y\r\n002Bob\n\n0x3Al   N\n".encode()
+    messages, results, _, upload, _ = ingest(tmp_path, FIXED_SPEC, content)
+    assert messages == [(3, 4, "id", "type", "error", "0x3")]
+    assert results == [(1, 1, "Zoë", True), (2, 2, "Bob", None)]
+
+
+def rows_of(count: int) -> bytes:
+    lines = ["id,note,code"]
+    for i in range(1, count + 1):
+        note = f'"multi\nline {i}"' if i % 7 == 0 else f"n{i}"
+        code = "Z" if i % 11 == 0 else "A"
+        lines.append(f"{100 + i // 13 if i % 13 == 0 else i + 100},{note},{code}")  # every 13th repeats an id
+        if i % 17 == 0:
+            lines.append("")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 64, None])
+def test_results_are_identical_for_any_chunk_and_block_size(tmp_path, chunk_rows):
+    content = rows_of(300)
+    reference = ingest(tmp_path / "reference", CSV_SPEC, content, chunk_rows=None)
+    chunked = ingest(tmp_path / "chunked", CSV_SPEC, content, chunk_rows=chunk_rows, block_bytes=97)
+    assert chunked[:4] == reference[:4]
+    assert any(m[3] == "unique" for m in reference[0]) and any(m[3] == "lookup" for m in reference[0])
+
+
+def test_an_unclosed_quote_fails_with_the_line_it_starts_on(tmp_path, monkeypatch):
+    from ingest_pipeline.core import prepare
+    from ingest_pipeline.core.errors import SourceFileError
+
+    monkeypatch.setattr(prepare, "MAX_RECORD_BYTES", 1000)
+    content = b'id,note,code\n1,ok,A\n2,"never closed\n' + b"x" * 3000
+    with pytest.raises(SourceFileError, match="starting on line 3 runs on for more than"):
+        ingest(tmp_path, CSV_SPEC, content, block_bytes=256)
