@@ -238,29 +238,36 @@ def delimited_cells(buffer: bytes, spans: RecordSpans, structure: Structure, exp
         return _delimited_cells_by_csv_module(buffer, spans, structure, expected)
     if quotes.size:
         delimiters = delimiters[np.searchsorted(quotes, delimiters) % 2 == 0]
-    owner = np.searchsorted(spans.starts, delimiters, side="right") - 1
-    inside = (owner >= 0) & (delimiters < spans.ends[np.maximum(owner, 0)])
-    delimiters, owner = delimiters[inside], owner[inside]
-    cell_counts = np.bincount(owner, minlength=n) + 1 if n else np.zeros(0, dtype=np.int64)
+    # Delimiters are sorted, so each record's are the run between its bounds.
+    first = np.searchsorted(delimiters, spans.starts)
+    cell_counts = np.searchsorted(delimiters, spans.ends) - first + 1
     complete = cell_counts == expected
     rows = np.flatnonzero(complete)
     if rows.size == 0:
         return DelimitedCells(cell_counts, [pl.Series([], dtype=pl.String) for _ in range(expected)], complete)
-    # Delimiters of complete records, in order, form a (rows, expected - 1) grid.
-    grid = delimiters[complete[owner]].reshape(rows.size, expected - 1) if expected > 1 else None
+    # The delimiters of complete records form a (rows, expected - 1) grid.
+    if expected == 1:
+        grid = None
+    elif rows.size == n:
+        grid = delimiters.reshape(n, expected - 1)
+    else:
+        grid = delimiters[(first[rows][:, None] + np.arange(expected - 1)).ravel()].reshape(rows.size, expected - 1)
     cells = []
     for position in range(expected):
         cell_starts = spans.starts[rows] if position == 0 else grid[:, position - 1] + 1
         cell_ends = spans.ends[rows] if position == expected - 1 else grid[:, position]
         cell = slices(buffer, cell_starts, cell_ends)
         if quotes.size:
-            cell = _unquote(cell, chr(structure.quote))
+            # Only cells that start with a quote are quoted (well-formed quoting was checked above).
+            quoted = (cell_starts < cell_ends) & (data[np.minimum(cell_starts, data.size - 1)] == structure.quote)
+            if quoted.any():
+                cell = _unquote(cell, pl.Series(quoted), chr(structure.quote))
         cells.append(cell)
     return DelimitedCells(cell_counts, cells, complete)
 
 
-def _unquote(cell: pl.Series, quote: str) -> pl.Series:
-    quoted = cell.str.starts_with(quote) & (cell.str.len_chars() >= 2)
+def _unquote(cell: pl.Series, quoted: pl.Series, quote: str) -> pl.Series:
+    """Strip the enclosing quotes of the `quoted` cells and undouble their inner quotes."""
     inner = cell.str.slice(1, cell.str.len_chars() - 2).str.replace_all(quote * 2, quote, literal=True)
     return pl.select(pl.when(quoted).then(inner).otherwise(cell)).to_series().alias(cell.name)
 

@@ -98,14 +98,19 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
         "_line_number": line_numbers,
         "_has_cells": has_cells,
         "_raw": records,
-    }).join(judged_rows, on="_row_number", how="left", maintain_order="left")  # fmt: skip
+    })  # fmt: skip
+    if has_cells.all():  # the common case: judged rows are all rows, in the same order
+        rows = rows.hstack(judged_rows.drop("_row_number"))
+    else:
+        rows = rows.join(judged_rows, on="_row_number", how="left", maintain_order="left")
     rows = rows.with_columns(
         (~pl.col("_has_cells") | pl.col("_cell_rejected").fill_null(False)).alias("_rejected")
     ).drop("_cell_rejected")
     messages = pl.concat([*row_messages, judged.messages]) if row_messages else judged.messages
     workspace.scans.mkdir(parents=True, exist_ok=True)
-    rows.write_parquet(workspace.scan_rows(chunk.index), compression="zstd")
-    messages.write_parquet(workspace.scan_messages(chunk.index), compression="zstd")
+    # lz4: these are short-lived work files, where write speed matters more than size.
+    rows.write_parquet(workspace.scan_rows(chunk.index), compression="lz4")
+    messages.write_parquet(workspace.scan_messages(chunk.index), compression="lz4")
     return ChunkScan(chunk.index, chunk.records, int(rows["_rejected"].sum()), messages.height)
 
 
