@@ -386,7 +386,8 @@ def _parse_date_bound(text: str, fmt: str, datetime: bool) -> dt.date | dt.datet
 def _check_strftime(fmt: str) -> None:
     if "%" not in fmt:
         raise ValueError(f"format {fmt!r} has no strftime directive such as %Y")
-    unknown = set(re.findall(r"%(.)", fmt)) - set("aAbBdHIjmMpSyYfzZ%eT")
+    # The directives of Python's strptime that read a definite value (no locale-dependent %c %x %X).
+    unknown = set(re.findall(r"%(.)", fmt)) - set("aAbBdHIjmMpSyYfz%")
     if unknown:
         raise ValueError(f"format {fmt!r} uses directives this pipeline does not read: %{', %'.join(sorted(unknown))}")
 

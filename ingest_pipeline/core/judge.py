@@ -9,6 +9,7 @@ each failure case becomes one `messages` row. Uniqueness is judged later, across
 """
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -81,8 +82,33 @@ def converted(text: pl.Expr, field: FieldSpec) -> pl.Expr:
         )
     # Dates are read strictly: valid only if formatting the parsed value gives the text back.
     dtype = POLARS_TYPES[field.type]
-    parsed = text.str.strptime(dtype, field.date_format, strict=False, exact=True)
-    return pl.when(parsed.dt.strftime(field.date_format) == text).then(parsed)
+    fmt = field.date_format
+    if PYTHON_ONLY_DIRECTIVES.intersection(re.findall(r"%.", fmt)):
+        return text.map_batches(lambda texts: python_dates(texts, fmt, dtype), return_dtype=dtype)
+    chrono_fmt = re.sub(r"%(.)", lambda m: "%6f" if m.group(1) == "f" else m.group(0), fmt)
+    parsed = text.str.strptime(dtype, chrono_fmt, strict=False, exact=True)
+    return pl.when(parsed.dt.strftime(chrono_fmt) == text).then(parsed)
+
+
+# Polars reads dates with Rust's chrono, which agrees with Python's strptime on every directive
+# the filespec allows except these: %y pivots its century elsewhere, %z yields aware values.
+PYTHON_ONLY_DIRECTIVES = {"%y", "%z"}
+
+
+def python_dates(texts: pl.Series, fmt: str, dtype: pl.DataType) -> pl.Series:
+    """Strict strptime round trip in Python, once per distinct text; aware values become UTC."""
+    values = {}
+    for text in texts.drop_nulls().unique().to_list():
+        try:
+            value = dt.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if value.strftime(fmt) != text:
+            continue
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        values[text] = value.date() if dtype == pl.Date else value
+    return texts.replace_strict(values, default=None, return_dtype=dtype)
 
 
 # --- the generated schema ---------------------------------------------------------------------

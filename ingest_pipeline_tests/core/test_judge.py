@@ -124,3 +124,20 @@ def test_schema_is_a_pandera_schema_with_one_named_check_per_rule():
     column = build_schema(spec, {}).columns["a"]
     assert column.nullable is False
     assert [check.name for check in column.checks] == ["type", "minimum", "maximum"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "good", "bad"),
+    [
+        ("%d/%m/%y", ["05/01/69", "05/01/68"], ["5/1/69", "05/01/1969"]),
+        ("%Y-%m-%d %H:%M:%S.%f", ["2020-01-05 10:00:00.123456"], ["2020-01-05 10:00:00.123", "2020-01-05 10:00:00"]),
+        ("%Y-%m-%dT%H:%M:%S%z", ["2020-01-05T10:00:00+0100"], ["2020-01-05T10:00:00"]),
+        ("%I:%M %p %d %b %Y", ["01:30 PM 05 Jan 2020"], ["1:30 PM 05 Jan 2020", "13:30 PM 05 Jan 2020", "01:30 PM 05 jan 2020"]),
+    ],
+)
+def test_dates_are_read_as_pythons_strptime_reads_them(fmt, good, bad):
+    result = judge(f"{{name: a, type: datetime, format: '{fmt}'}}", good + bad)
+    assert sorted(result.messages["row_number"].to_list()) == list(range(len(good) + 1, len(good) + len(bad) + 1))
+    expected = [dt.datetime.strptime(text, fmt) for text in good]
+    expected = [v.astimezone(dt.UTC).replace(tzinfo=None) if v.tzinfo else v for v in expected]
+    assert result.frame[typed_column("a")].to_list()[: len(good)] == expected
