@@ -31,3 +31,7 @@ class ReferenceDataError(IngestError):
 
 class StorageError(IngestError):
     """The landing storage (local folder or Azure Blob Storage) cannot be reached or read."""
+
+
+class WarehouseError(IngestError):
+    """The warehouse cannot take an upload's results (e.g. a column type it cannot convert)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest_pipeline.core.errors import WarehouseError
 from ingest_pipeline.core.filespec import FieldType, FileSpec
 from ingest_pipeline.core.judge import VALUE_LIMIT, field_label
 from ingest_pipeline.core.metrics import StageMetrics, read_all_metrics
@@ -217,12 +218,22 @@ def _ensure_results_table(connection, spec: FileSpec) -> None:
     columns += [(name, "VARCHAR") for name in spec.enrich_columns]
     definition = ", ".join(f"{quote_identifier(n)} {t}" for n, t in columns)
     connection.execute(f"CREATE TABLE IF NOT EXISTS {results_table(spec)} ({definition})")
-    existing = {row[0] for row in connection.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'results' AND table_name = ?",
-        [spec.form_type]).fetchall()}  # fmt: skip
+    existing = dict(connection.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'results' AND table_name = ?",
+        [spec.form_type]).fetchall())  # fmt: skip
     for name, sql_type in columns:
+        column = quote_identifier(name)
         if name not in existing:
-            connection.execute(f"ALTER TABLE {results_table(spec)} ADD COLUMN {quote_identifier(name)} {sql_type}")
+            connection.execute(f"ALTER TABLE {results_table(spec)} ADD COLUMN {column} {sql_type}")
+        elif existing[name] != sql_type:
+            # The filespec changed the field's type: convert the rows of earlier uploads if they can be.
+            try:
+                connection.execute(f"ALTER TABLE {results_table(spec)} ALTER COLUMN {column} TYPE {sql_type}")
+            except duckdb.Error as error:
+                raise WarehouseError(
+                    f"results.{spec.form_type}.{name} holds {existing[name]} values from earlier uploads that cannot "
+                    f"become {sql_type} as filespec version {spec.version} says ({error}); migrate or drop that table"
+                ) from None
 
 
 def write_findings(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace) -> UploadCounts:

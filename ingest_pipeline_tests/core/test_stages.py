@@ -168,3 +168,21 @@ def test_an_unclosed_quote_fails_with_the_line_it_starts_on(tmp_path, monkeypatc
     content = b'id,note,code\n1,ok,A\n2,"never closed\n' + b"x" * 3000
     with pytest.raises(SourceFileError, match="starting on line 3 runs on for more than"):
         ingest(tmp_path, CSV_SPEC, content, block_bytes=256)
+
+
+def test_a_filespec_changing_a_fields_type_converts_earlier_results(tmp_path):
+    from ingest_pipeline.core.errors import WarehouseError
+    from ingest_pipeline.core.merge import _ensure_results_table
+
+    def spec_of(text: str):
+        return parse_filespec(yaml.load(text, Loader=yaml.BaseLoader), "t.yaml")
+
+    as_text = CSV_SPEC.replace("{name: id, type: integer, required: true, unique: true}", "{name: id, required: true}")
+    *_, manifest = ingest(tmp_path, as_text, b"id,note,code\n7,a,A\n")
+    warehouse = Warehouse(tmp_path / "home-None-1048576" / "warehouse.duckdb")
+    with warehouse.transaction() as connection:  # the field is now an integer: earlier text values convert
+        _ensure_results_table(connection, spec_of(CSV_SPEC))
+        assert connection.execute("SELECT id FROM results.t").fetchall() == [(7,)]
+    with pytest.raises(WarehouseError, match="results.t.id holds BIGINT values from earlier uploads that cannot become DATE"):
+        with warehouse.transaction() as connection:
+            _ensure_results_table(connection, spec_of(CSV_SPEC.replace("type: integer", "type: date")))
