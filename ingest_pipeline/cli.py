@@ -18,7 +18,14 @@ from ingest_pipeline.core.errors import FilespecError, IngestError
 from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_filespec, load_form_type
 from ingest_pipeline.core.prepare import TARGET_CHUNK_BYTES
 from ingest_pipeline.core.storage import AZURE_URI_SCHEME
-from ingest_pipeline.core.uploads import COMPLETED, compute_upload_id, get_upload, hash_stream, list_uploads, register_upload
+from ingest_pipeline.core.uploads import (
+    COMPLETED,
+    compute_upload_id,
+    get_upload,
+    hash_stream,
+    list_uploads,
+    register_upload,
+)
 from ingest_pipeline.core.warehouse import Warehouse
 from ingest_pipeline.defs.settings import PROJECT_ROOT, resolve_filespecs, resolve_home
 
@@ -54,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiprocess scans chunks in parallel, one process per step; in_process avoids process start-up; "
         "auto (default) picks in_process for files smaller than one chunk",
     )  # fmt: skip
+    run.add_argument("--report", action="store_true",
+                     help="also write the client report (<home>/reports/<upload_id>.xlsx) after the run")  # fmt: skip
     with_home(run)
 
     status = commands.add_parser("status", help="uploads with their status and counts")
@@ -81,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="list the uploads and their partition keys (for a backfill from the UI) without running them")  # fmt: skip
     with_home(backfill)
 
+    report = commands.add_parser("report", help="write an upload's client report (.xlsx)")
+    report.add_argument("upload_id")
+    report.add_argument("--out", required=True, help="the .xlsx file to write")
+    with_home(report)
+
     ui = commands.add_parser("ui", help="start the Dagster UI and daemon (sensor, queue) on the home's instance")
     ui.add_argument("--port", default="3000")
     with_home(ui)
@@ -97,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         handler = {"run": cmd_run, "status": cmd_status, "check-spec": cmd_check_spec, "generate": cmd_generate,
-                   "ui": cmd_ui, "backfill": cmd_backfill}[args.command]  # fmt: skip
+                   "ui": cmd_ui, "backfill": cmd_backfill,
+                   "report": cmd_report}[args.command]  # fmt: skip
         return handler(args)
     except UsageError as error:
         return _fail_usage(str(error))
@@ -147,11 +162,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                     source=str(path.resolve()), sha256=sha256, size=size, filespec_version=spec.version)  # fmt: skip
     in_process = args.executor == "in_process" or (args.executor == "auto" and size < TARGET_CHUNK_BYTES and args.chunk_rows is None)
     run_ingest_job(upload_id, source=str(path.resolve()), company_id=args.company, form_type=spec.form_type,
-                   chunk_rows=args.chunk_rows, in_process=in_process, log_file=home / "logs" / f"run-{upload_id}.log")  # fmt: skip
+                   chunk_rows=args.chunk_rows, in_process=in_process, log_file=home / "logs" / f"run-{upload_id}.log",
+                   report=args.report)  # fmt: skip
     upload = get_upload(warehouse, upload_id)
     print(f"upload {upload_id}: {upload['status']}")
     if upload["rows_total"] is not None:
         print(f"  rows: {upload['rows_total']} total, {upload['rows_accepted']} accepted, {upload['rows_rejected']} rejected")
+    from ingest_pipeline.core.client_report import report_path
+
+    if args.report and report_path(home, upload_id).exists():
+        print(f"  report: {report_path(home, upload_id)}")
     if upload["status"] != COMPLETED:
         print(f"ingest-pipeline: upload {upload_id} failed: {upload['error'] or 'see the Dagster run'}", file=sys.stderr)
         return EXIT_FAILED
@@ -159,25 +179,101 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: str, chunk_rows: int | None = None,
-                   in_process: bool = False, log_file: Path | None = None, launched_by: str = "cli") -> str:  # fmt: skip
-    """Run the ingest job for one registered upload on the home's Dagster instance; returns the run id."""
+                   in_process: bool = False, log_file: Path | None = None, launched_by: str = "cli",
+                   report: bool = False) -> str:  # fmt: skip
+    """Run the ingest job for one registered upload on the home's Dagster instance; returns the run id.
+
+    Shows a progress bar on the terminal while it runs; afterwards makes sure the upload has ended
+    (completed or failed) and, with `report`, writes its client report in a run of its own.
+    """
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from ingest_pipeline.definitions import ingest_upload_job_def
-    from ingest_pipeline.defs.jobs import IN_PROCESS_EXECUTION, MULTIPROCESS_EXECUTION
     from ingest_pipeline.defs.partitions import uploads_partitions
 
-    run_config: dict = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-    if chunk_rows is not None:
-        run_config["ops"] = {"upload_chunks": {"config": {"chunk_rows": chunk_rows}}}
-    run_config["execution"] = IN_PROCESS_EXECUTION if in_process else MULTIPROCESS_EXECUTION
+    run_config = command_line_run_config(in_process=in_process, chunk_rows=chunk_rows)
     tags = {"dagster/partition": upload_id, "ingest/source": source, "ingest/company_id": company_id,
             "ingest/form_type": form_type, "ingest/launched_by": launched_by}  # fmt: skip
+    if report:
+        tags[INLINE_REPORT_TAG] = "inline"  # the report sensors leave this run to us
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
-        with _stderr_into(log_file):
+        with _progress_bar(upload_id), _stderr_into(log_file):
             result = execute_job(reconstructable(ingest_upload_job_def), instance, run_config=run_config, tags=tags)
+        _end_stranded_upload(upload_id, result.run_id, log_file)
+        if report:
+            _run_report_job(instance, upload_id, log_file)
         return result.run_id
+
+
+def command_line_run_config(in_process: bool, chunk_rows: int | None = None) -> dict:
+    """Run config of the command line's runs: quiet console, the executor, and this home and filespecs.
+
+    Home and filespecs are explicit in the run (and shown in the UI), not only in the environment,
+    which step processes forked from an already started fork server would not see change.
+    """
+    from ingest_pipeline.defs.jobs import IN_PROCESS_EXECUTION, MULTIPROCESS_EXECUTION
+
+    run_config: dict = {
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+        "execution": IN_PROCESS_EXECUTION if in_process else MULTIPROCESS_EXECUTION,
+        "resources": {"ingest_settings": {"config": {"home": str(resolve_home()), "filespecs": str(resolve_filespecs())}}},
+    }
+    if chunk_rows is not None:
+        run_config["ops"] = {"upload_chunks": {"config": {"chunk_rows": chunk_rows}}}
+    return run_config
+
+
+INLINE_REPORT_TAG = "ingest/report"
+PROGRESS_ENV = "INGEST_PROGRESS"  # 1: always draw the progress bar, 0: never; default: when stderr is a terminal
+
+
+@contextlib.contextmanager
+def _progress_bar(upload_id: str):
+    """A live one-line bar on the terminal's stderr (kept while the run's stderr goes to the log file)."""
+    setting = os.environ.get(PROGRESS_ENV, "").strip()
+    if setting == "0" or (setting != "1" and not os.isatty(2)):
+        yield
+        return
+    from ingest_pipeline.core.progress import ProgressBar, UploadProgressReader
+
+    home = resolve_home()
+    reader = UploadProgressReader(Warehouse(home / "warehouse.duckdb"), home, upload_id)
+    sys.stderr.flush()
+    terminal = os.dup(2)  # taken before _stderr_into points fd 2 at the log file
+    try:
+        with ProgressBar(terminal, reader.read, f"upload {upload_id}"):
+            yield
+    finally:
+        os.close(terminal)
+
+
+def _end_stranded_upload(upload_id: str, run_id: str, log_file: Path | None) -> None:
+    """An upload that a run left `processing` (a crash between stages, a killed step) ends failed."""
+    from ingest_pipeline.core.completion import notify_upload_finished
+    from ingest_pipeline.core.uploads import FAILED, mark_failed
+
+    warehouse = Warehouse(resolve_home() / "warehouse.duckdb")
+    upload = get_upload(warehouse, upload_id)
+    if upload is not None and upload["status"] not in (COMPLETED, FAILED):
+        where = f"; see {log_file}" if log_file else ""
+        mark_failed(warehouse, upload_id, f"The Dagster run {run_id} ended before the upload finished{where}.")
+        notify_upload_finished(warehouse, upload_id, run_id)
+
+
+def _run_report_job(instance, upload_id: str, log_file: Path | None) -> None:
+    """Materialize `client_report` for the upload; a failure is reported on stderr, never raised."""
+    from dagster import execute_job, reconstructable
+
+    from ingest_pipeline.definitions import upload_report_job_def
+
+    run_config = command_line_run_config(in_process=True)
+    with _stderr_into(log_file):
+        result = execute_job(reconstructable(upload_report_job_def), instance, run_config=run_config,
+                             tags={"dagster/partition": upload_id, "ingest/launched_by": "cli"})  # fmt: skip
+    if not result.success:
+        print(f"ingest-pipeline: the report of upload {upload_id} could not be written; see run {result.run_id}",
+              file=sys.stderr)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -256,28 +352,54 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    warehouse = Warehouse(resolve_home(args.home) / "warehouse.duckdb")
+    from ingest_pipeline.core.progress import format_duration, format_rate, progress_of_uploads
+
+    home = resolve_home(args.home)
+    warehouse = Warehouse(home / "warehouse.duckdb")
     if args.upload_id:
         upload = get_upload(warehouse, args.upload_id)
         if upload is None:
             raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
+        progress = progress_of_uploads(warehouse, home, [upload])[upload["upload_id"]]
         for key, value in upload.items():
             print(f"{key:>16}: {_show(value)}")
+        print(f"{'rows_per_second':>16}: {format_rate(progress.rows_per_second)}")
+        if not progress.finished:
+            print(f"{'eta':>16}: {format_duration(progress.eta_seconds)}")
         return EXIT_OK
     uploads = list_uploads(warehouse, args.limit)
     if not uploads:
         print(f"no uploads yet in {warehouse.path}")
         return EXIT_OK
-    header = ("upload_id", "company", "form_type", "status", "stage", "chunks", "rows", "accepted", "rejected", "error")
+    progress = progress_of_uploads(warehouse, home, uploads)
+    header = ("upload_id", "company", "form_type", "status", "stage", "chunks", "rows", "accepted", "rejected",
+              "rows/s", "eta", "error")  # fmt: skip
     rows = [header] + [
         (u["upload_id"], u["company_id"], u["form_type"], u["status"], u["stage"] or "",
          f"{u['chunks_done'] or 0}/{u['chunks_total'] or '?'}", _show(u["rows_total"]), _show(u["rows_accepted"]),
-         _show(u["rows_rejected"]), (u["error"] or "")[:60])
+         _show(u["rows_rejected"]), format_rate(progress[u["upload_id"]].rows_per_second),
+         "" if progress[u["upload_id"]].finished else format_duration(progress[u["upload_id"]].eta_seconds),
+         (u["error"] or "")[:60])
         for u in uploads
     ]  # fmt: skip
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ingest_pipeline.core.client_report import write_client_report
+
+    home, filespecs = resolve_home(args.home), resolve_filespecs(args.filespecs)
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    if not warehouse.path.exists() or get_upload(warehouse, args.upload_id) is None:
+        raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
+    out = Path(args.out)
+    if out.suffix.lower() != ".xlsx":
+        raise UsageError(f"--out {out} must name an .xlsx file")
+    report = write_client_report(warehouse, args.upload_id, out, home=home, filespecs=filespecs)
+    print(f"wrote {report.path} (the report of {report.status} upload {args.upload_id})")
     return EXIT_OK
 
 
@@ -306,7 +428,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     spec = load_form_type(args.form_type, filespecs)
     summary = generate_upload(spec, args.rows, Path(args.out), error_rate=args.error_rate, seed=args.seed,
                               company_id=args.company, home=home, filespecs_dir=filespecs)  # fmt: skip
-    print(f"wrote {summary.out} ({summary.rows} rows, {summary.bytes} bytes) and {summary.answer_key} ({summary.errors} injected errors)")
+    print(f"wrote {summary.out} ({summary.rows} rows, {summary.bytes} bytes) and {summary.answer_key} ({summary.errors} expected messages)")
     return EXIT_OK
 
 
@@ -315,7 +437,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     configure_environment(home, resolve_filespecs(args.filespecs))
     print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {home / 'dagster'}); Ctrl-C stops it")
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", args.port]
-    os.chdir(PROJECT_ROOT)
+    os.chdir(home / "dagster")  # beside its dagster.yaml (from the project folder, dagster dev warns of two)
     os.execv(sys.executable, command)
     return EXIT_OK  # not reached
 

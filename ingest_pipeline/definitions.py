@@ -3,13 +3,18 @@
 from dagster import Definitions, JobDefinition
 
 from ingest_pipeline.defs.assets import ingest_assets
+from ingest_pipeline.defs.checks import ingest_checks
 from ingest_pipeline.defs.jobs import INGEST_JOB_NAME, ingest_upload_job, validate_upload_job
+from ingest_pipeline.defs.reports import REPORT_JOB_NAME, client_report, report_sensors, upload_report_job
 from ingest_pipeline.defs.resources import landing_storage_resource_from_env
+from ingest_pipeline.defs.sensors import upload_sensor
 from ingest_pipeline.defs.settings import IngestSettings
 
 defs = Definitions(
-    assets=ingest_assets,
-    jobs=[ingest_upload_job, validate_upload_job],
+    assets=[*ingest_assets, client_report],
+    asset_checks=ingest_checks,
+    jobs=[ingest_upload_job, validate_upload_job, upload_report_job],
+    sensors=[upload_sensor, *report_sensors],
     resources={"ingest_settings": IngestSettings(), "landing": landing_storage_resource_from_env()},
 )
 
@@ -17,3 +22,8 @@ defs = Definitions(
 def ingest_upload_job_def() -> JobDefinition:
     """The ingest job, for `reconstructable` (the command line runs it in step processes)."""
     return defs.resolve_job_def(INGEST_JOB_NAME)
+
+
+def upload_report_job_def() -> JobDefinition:
+    """The client report job, for `reconstructable` (the command line runs it after the ingest job)."""
+    return defs.resolve_job_def(REPORT_JOB_NAME)

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from dagster import DagsterEventType, DagsterInstance, ReexecutionOptions, execute_job, reconstructable
 
-from ingest_pipeline.cli import main
+from ingest_pipeline.cli import command_line_run_config, main
 from ingest_pipeline.definitions import defs, ingest_upload_job_def
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -46,16 +46,29 @@ def write_roster(path: Path, lines: list[str]) -> Path:
 
 def test_definitions_load():
     job = defs.resolve_job_def("ingest_upload")
-    assert {node for node in job.graph.node_dict} == {
-        "upload_chunks", "chunk_scans", "column_profiles", "upload_findings", "accepted_rows"}  # fmt: skip
+    assert {"upload_chunks", "chunk_scans", "column_profiles", "upload_findings", "accepted_rows"} <= set(job.graph.node_dict)
+    checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
+    assert {"error_rate", "drift", "conservation"} <= checks
     assert defs.resolve_job_def("validate_upload") is not None
 
 
-def test_run_prints_the_outcome_and_fills_the_contract_tables(home, tmp_path, capsys):
+@pytest.fixture
+def filespecs_without_gate(tmp_path) -> Path:
+    """The project's filespecs with employee_roster's quality gate removed (tests that reject most rows)."""
+    folder = tmp_path / "filespecs"
+    shutil.copytree(PROJECT / "filespecs", folder)
+    roster = folder / "employee_roster.yaml"
+    roster.write_text(roster.read_text().replace("quality:\n  max_error_rate: 0.05\n", ""))
+    assert "max_error_rate" not in roster.read_text()
+    return folder
+
+
+def test_run_prints_the_outcome_and_fills_the_contract_tables(home, tmp_path, capsys, filespecs_without_gate):
     upload = write_roster(tmp_path / "roster.csv", [
         roster_line(1), roster_line(2, state="XX"), roster_line(3, hire_date="2019-1-5"), roster_line(1, first_name="Dup"),
     ])  # fmt: skip
-    code = main(["run", str(upload), "--company", "acme", "--form-type", "employee_roster", "--home", str(home)])
+    code = main(["run", str(upload), "--company", "acme", "--form-type", "employee_roster", "--home", str(home),
+                 "--filespecs", str(filespecs_without_gate)])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
     upload_id = out.split()[1].rstrip(":")
@@ -142,7 +155,7 @@ def test_one_failed_chunk_is_re_executed_without_redoing_the_others(home, tmp_pa
     chunk = home / "work" / upload_id / "chunks" / "chunk-00002.bin"
     saved = chunk.read_bytes()
     with DagsterInstance.get() as instance:
-        run_config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+        run_config = command_line_run_config(in_process=False)
         tags = {"dagster/partition": upload_id}
         # A run that skips prepare (it would rewrite the chunk files) and finds chunk 2 broken.
         chunk.write_bytes(saved[: len(saved) // 2])

@@ -6,7 +6,6 @@ the file's size and within a fixed budget.
 """
 
 import os
-from pathlib import Path
 
 import duckdb
 import pytest

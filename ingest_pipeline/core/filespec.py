@@ -9,7 +9,7 @@ them, and pydantic turns the keys that are numbers or booleans into those types.
 import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ DEFAULT_FALSE_TEXTS = ("false", "no", "n", "0")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     STRING = "string"
     INTEGER = "integer"
     DECIMAL = "decimal"
@@ -39,12 +39,12 @@ class FieldType(str, Enum):
     BOOLEAN = "boolean"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
 
 
-class FormatKind(str, Enum):
+class FormatKind(StrEnum):
     DELIMITED = "delimited"
     FIXED_WIDTH = "fixed_width"
 

@@ -305,7 +305,7 @@ class ChunkJudge:
             if cases["index"].null_count():
                 # A check that raised instead of answering: a bug in a generated check, not bad data.
                 broken = cases.filter(pl.col("index").is_null()).row(0, named=True)
-                raise RuntimeError(f"pandera check {broken['check']} on {broken['column']} failed to run: {broken['failure_case']}")
+                raise RuntimeError(f"pandera check {broken['check']} on {broken['column']} failed to run: {broken['failure_case']}") from errors
             return cases.select(
                 pl.col("column").alias("field"),
                 pl.col("check").replace({"not_nullable": "required"}).alias("rule"),

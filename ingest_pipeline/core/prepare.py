@@ -95,6 +95,7 @@ class Manifest:
     chunk_rows: int = 0
     first_data_line: int = 1
     sniff: str = ""
+    header: list[str] | None = None  # the header's cells as read (delimited with a header), for reports
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -323,6 +324,7 @@ def _manifest(spec, header, writer, *, upload_id, company_id, source, sha256, si
         expected_cells=expected, column_of_field=columns, chunks=writer.chunks if failure is None else [],
         upload_messages=messages, failure=failure, chunk_rows=chunk_rows,
         first_data_line=writer.chunks[0].first_line if writer.chunks else 1,
+        header=list(header) if header is not None else None,
     )  # fmt: skip
 
 

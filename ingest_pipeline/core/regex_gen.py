@@ -14,11 +14,9 @@ chosen for values that must be unique: the k-th string of a shape is k in mixed 
 """
 
 import random
-import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-
 from re import _constants as sre
 from re import _parser as sre_parser
 
@@ -135,7 +133,9 @@ class RegexGenerator:
             elif op is sre.CATEGORY:
                 members.update(_category_chars(av))
             else:
-                raise UnsupportedPatternError(f"pattern {self.pattern!r} has a character class item {op} that is not supported")
+                raise UnsupportedPatternError(
+                    f"pattern {self.pattern!r} has a character class item {op} that is not supported"
+                )
         if ignorecase:
             members |= {char.swapcase() for char in members if len(char.swapcase()) == 1}
         if negate:
@@ -228,17 +228,17 @@ class RegexGenerator:
 
     # --- shapes for unique values --------------------------------------------------------------
 
-    def unique_shape(self, low: int, high: int, needed: int) -> tuple[str, ...] | None:
+    def unique_shape(self, low: int, high: int, needed: int, trimmed: bool = True) -> tuple[str, ...] | None:
         """The shortest shape (one character set per position, length in [low, high]) holding
-        at least `needed` distinct strings, or None. Its first and last positions hold no space,
-        so the strings survive trimming."""
+        at least `needed` distinct strings, or None. When `trimmed`, its first and last positions
+        hold no space, so the strings survive trimming."""
         high = min(high, low + 32, MAX_LENGTH)
         best = self._best_shapes(self.root, high, {})
         for length in range(low, high + 1):
             if length not in best:
                 continue
             shape = list(best[length][1])
-            if shape:
+            if shape and trimmed:
                 shape[0] = shape[0].replace(" ", "")
                 shape[-1] = shape[-1].replace(" ", "")
             count = 1
@@ -317,7 +317,3 @@ def _keep_larger(best: dict, candidates: dict) -> None:
     for length, (count, shape) in candidates.items():
         if length not in best or count > best[length][0]:
             best[length] = (count, shape)
-
-
-def matches(pattern: re.Pattern, text: str) -> bool:
-    return pattern.fullmatch(text) is not None

@@ -143,7 +143,9 @@ class LocalLandingStorage:
                             path=path,
                             size=stat.st_size,
                             etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}-{stat.st_ino:x}",
-                            last_modified=datetime.fromtimestamp(stat.st_mtime_ns / 1e9, tz=UTC),
+                            # ctime too: `mv`, `cp -p` and `rsync -a` keep an old mtime, but a file
+                            # arriving in the folder always gets a new ctime.
+                            last_modified=datetime.fromtimestamp(max(stat.st_mtime_ns, stat.st_ctime_ns) / 1e9, tz=UTC),
                         )
                     )
             except FileNotFoundError:

@@ -26,6 +26,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from ingest_pipeline.core.completion import notify_upload_finished
 from ingest_pipeline.core.errors import IngestError
 from ingest_pipeline.core.filespec import load_form_type
 from ingest_pipeline.core.judge import ChunkJudge
@@ -38,6 +39,8 @@ from ingest_pipeline.core.merge import (
 )
 from ingest_pipeline.core.metrics import StageMetrics, measure, write_metrics
 from ingest_pipeline.core.prepare import UploadWorkspace, prepare_chunks
+from ingest_pipeline.core.progress import estimate_remaining_seconds
+from ingest_pipeline.core.quality import enforce_quality_gate
 from ingest_pipeline.core.reference import snapshot_reference_data
 from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
 from ingest_pipeline.core.storage import open_source
@@ -63,11 +66,13 @@ def upload_stage(warehouse: Warehouse, upload_id: str, stage: str, chunk: int | 
             yield metrics
     except IngestError as error:
         mark_failed(warehouse, upload_id, f"{stage}: {error}")
+        notify_upload_finished(warehouse, upload_id)
         raise Failure(description=str(error), allow_retries=False) from None
     except Failure:
         raise
     except Exception as error:
         mark_failed(warehouse, upload_id, f"{stage} failed unexpectedly ({type(error).__name__}: {error}).")
+        notify_upload_finished(warehouse, upload_id)
         raise
 
 
@@ -113,8 +118,10 @@ def upload_chunks(
     context.log.info(f"{upload_id}: {manifest.rows_total} records in {len(manifest.chunks)} chunk(s); {manifest.sniff}")
     if manifest.failure:
         context.log.warning(f"{upload_id} cannot be processed: {manifest.failure}")
+    eta_metadata = _eta_metadata(context, warehouse, spec.form_type, "scan", manifest.rows_total)
     return MaterializeResult(
         metadata={
+            **eta_metadata,
             "rows_total": manifest.rows_total,
             "chunks": len(manifest.chunks),
             "chunk_rows": manifest.chunk_rows,
@@ -209,8 +216,10 @@ def column_profiles(context: AssetExecutionContext, ingest_settings: IngestSetti
         counts = profile_columns(spec, manifest, workspace, ingest_settings.warehouse_memory_limit)
         metrics.rows = counts.rows_total
     write_metrics(metrics, workspace.metrics)
+    eta_metadata = _eta_metadata(context, warehouse, spec.form_type, "merge", counts.rows_total)
     return MaterializeResult(
         metadata={
+            **eta_metadata,
             "rows_total": counts.rows_total,
             "rows_accepted": counts.rows_accepted,
             "rows_rejected": counts.rows_rejected,
@@ -219,6 +228,21 @@ def column_profiles(context: AssetExecutionContext, ingest_settings: IngestSetti
             **metrics.as_metadata(),
         }
     )
+
+
+def _eta_metadata(context: AssetExecutionContext, warehouse: Warehouse, form_type: str, next_stage: str, rows: int) -> dict:
+    """The estimated time the rest of the upload takes (from `next_stage` on), learned from earlier uploads."""
+    try:
+        seconds, basis = estimate_remaining_seconds(warehouse, form_type, next_stage, rows)
+    except Exception as error:  # an estimate is never worth failing a stage for
+        context.log.warning(f"no time estimate: {type(error).__name__}: {error}")
+        return {}
+    if seconds is not None:
+        context.log.info(f"{context.partition_key}: about {seconds:.0f}s to go from {next_stage} on ({basis})")
+    return {
+        "estimated_seconds_remaining": round(seconds, 1) if seconds is not None else MetadataValue.null(),
+        "estimate_basis": basis,
+    }
 
 
 def _load_stage_inputs(ingest_settings: IngestSettings, upload_id: str) -> tuple[Warehouse, UploadWorkspace]:
@@ -246,6 +270,7 @@ def upload_findings(context: AssetExecutionContext, ingest_settings: IngestSetti
     record_stage_metrics(warehouse, metrics)
     if manifest.failure:
         fail_upload_after_findings(warehouse, upload_id, manifest.failure)
+        notify_upload_finished(warehouse, upload_id, context.run_id)
         raise Failure(description=manifest.failure, allow_retries=False)
     return MaterializeResult(
         metadata={
@@ -275,11 +300,16 @@ def accepted_rows(context: AssetExecutionContext, ingest_settings: IngestSetting
     upload_id = context.partition_key
     warehouse, workspace = _load_stage_inputs(ingest_settings, upload_id)
     with upload_stage(warehouse, upload_id, "publish") as metrics:
+        spec = workspace.load_filespec()
+        # The error_rate check blocks this step; this holds the gate in runs that leave the check out.
+        gate = enforce_quality_gate(warehouse, upload_id, spec.quality.max_error_rate, context.run_id)
+        if not gate.passed:
+            raise Failure(description=gate.reason, allow_retries=False)
         update_upload(warehouse, upload_id, stage="publish")
         manifest = workspace.load_manifest()
-        spec = workspace.load_filespec()
         metrics.rows = published = publish_results(warehouse, spec, manifest, workspace)
     record_stage_metrics(warehouse, metrics)
+    notify_upload_finished(warehouse, upload_id, context.run_id)
     upload = get_upload(warehouse, upload_id)
     context.log.info(
         f"{upload_id} completed: {upload['rows_total']} rows, {upload['rows_accepted']} accepted, "

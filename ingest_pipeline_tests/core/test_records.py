@@ -42,7 +42,7 @@ def tokenize(text: str, expected: int) -> list[tuple[int, list[str]]]:
     good = iter(rows)
     out = []
     for line, complete, count in zip(spans.line_offsets + 1, parsed.complete, parsed.cell_counts, strict=True):
-        out.append((int(line), next(good) if complete else ["<%d cells>" % count]))
+        out.append((int(line), next(good) if complete else [f"<{count} cells>"]))
     return out
 
 

@@ -276,3 +276,15 @@ def test_last_modified_is_utc(backend):
     (blob,) = storage.list_blobs()
     assert blob.last_modified.tzinfo is not None
     assert blob.last_modified.astimezone(UTC) == blob.last_modified
+
+
+def test_a_local_file_moved_in_with_an_old_mtime_still_looks_new(tmp_path):
+    storage = LocalLandingStorage(tmp_path / "landing")
+    old = tmp_path / "old.csv"
+    old.write_text("a\n")
+    os.utime(old, (0, 0))  # as `cp -p` or `rsync -a` would leave it
+    target = tmp_path / "landing" / "acme" / "roster" / "old.csv"
+    target.parent.mkdir(parents=True)
+    old.rename(target)
+    (info,) = list(storage.list_blobs())
+    assert info.last_modified.year >= 2024
