@@ -1,6 +1,6 @@
 """Side-by-side speed and memory: ingest_pipeline against peer tools on the same roster file.
 
-usage: python bench/compare_peers.py [--rows N] [--bad RATE] [--peers polars_rules,pandera_polars,duckdb_parse]
+usage: python bench/compare_peers.py [--rows N] [--bad RATE] [--peers duckdb_parse,polars_rules,...] [--executors ...]
 
 Generates one roster with ../shared/bench/gen_roster.py, measures each peer with
 ../shared/bench/peers.py and the pipeline with `ingest-pipeline run` (the real Dagster job,
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--bad", type=float, default=0.01)
     parser.add_argument("--peers", default="duckdb_parse,polars_parse,polars_rules,pandera_polars")
+    parser.add_argument("--executors", default="multiprocess,in_process", help="pipeline executors to measure")
     parser.add_argument("--work", default=None, help="folder for the file and the pipeline home (default: a temp folder)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="ingest-bench-"))
@@ -63,28 +64,33 @@ def main() -> None:
     for tool in args.peers.split(","):
         seconds, rss, out = peak_rss_of([sys.executable, str(SHARED_BENCH / "peers.py"), str(roster), tool])
         results[tool] = (seconds, rss)
-        print(f"  {tool:<16} {seconds:7.2f} s  {args.rows / seconds:>12,.0f} rows/s  peak RSS {rss / 2**20:7.0f} MiB   ({out.strip()})")
+        print(f"  {tool:<22} {seconds:7.2f} s  {args.rows / seconds:>12,.0f} rows/s  peak RSS {rss / 2**20:7.0f} MiB   ({out.strip()})")
 
-    home = work / "home"
-    env = {**os.environ, "INGEST_HOME": str(home)}
-    seconds, rss, out = peak_rss_of([*CLI, "run", str(roster), "--company", "acme", "--form-type", "employee_roster",
-                                     "--executor", "multiprocess"], env=env)  # fmt: skip
-    results["ingest_pipeline"] = (seconds, rss)
+    for executor in args.executors.split(","):
+        results[f"pipeline:{executor}"] = run_pipeline(roster, work / f"home-{executor}", executor, args.rows)
+    print("ratios (peer seconds / pipeline seconds; above 1 means the pipeline is faster):")
+    for name, (seconds, _) in results.items():
+        if name.startswith("pipeline:"):
+            ratios = ", ".join(f"{tool} {peer / seconds:.2f}" for tool, (peer, _) in results.items() if not tool.startswith("pipeline:"))
+            print(f"  {name:<22} {ratios}")
+
+
+def run_pipeline(roster: Path, home: Path, executor: str, rows: int) -> tuple[float, int]:
+    """`ingest-pipeline run` end to end (registration, Dagster run, DuckDB); prints its stages."""
+    env = {**os.environ, "INGEST_HOME": str(home), "INGEST_PROGRESS": "0"}
+    seconds, rss, _ = peak_rss_of([*CLI, "run", str(roster), "--company", "acme", "--form-type", "employee_roster",
+                                   "--executor", executor], env=env)  # fmt: skip
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as db:
         upload_id, total, rejected = db.execute(
             "SELECT upload_id, rows_total, rows_rejected FROM ingest.uploads ORDER BY received_at DESC LIMIT 1").fetchone()  # fmt: skip
         stages = db.execute(
             "SELECT stage, count(*), sum(seconds), max(peak_rss_bytes) FROM ingest.stage_metrics WHERE upload_id = ? "
             "GROUP BY stage ORDER BY min(started_at)", [upload_id]).fetchall()  # fmt: skip
-    print(f"  {'ingest_pipeline':<16} {seconds:7.2f} s  {args.rows / seconds:>12,.0f} rows/s  peak RSS {rss / 2**20:7.0f} MiB   "
+    print(f"  {'pipeline:' + executor:<22} {seconds:7.2f} s  {rows / seconds:>12,.0f} rows/s  peak RSS {rss / 2**20:7.0f} MiB   "
           f"(end to end through Dagster: {total:,} rows, {rejected:,} rejected)")  # fmt: skip
     for stage, steps, stage_seconds, stage_rss in stages:
         print(f"      {stage:<8} {steps:>3} step(s) {stage_seconds:7.2f} s of work  peak RSS {stage_rss / 2**20:6.0f} MiB")
-    ours = results["ingest_pipeline"][0]
-    print("ratios (peer seconds / ingest_pipeline seconds; above 1 means the pipeline is faster):")
-    for tool, (peer_seconds, _) in results.items():
-        if tool != "ingest_pipeline":
-            print(f"  vs {tool:<16} {peer_seconds / ours:5.2f}")
+    return seconds, rss
 
 
 if __name__ == "__main__":
