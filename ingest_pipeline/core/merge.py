@@ -298,7 +298,6 @@ def publish_results(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, wo
                 INSERT INTO {results_table(spec)} BY NAME
                 SELECT ? AS _upload_id, {selected}
                 FROM {files.rows()} r ANTI JOIN read_parquet({sql_text(str(files.rejected_rows))}) x USING (_row_number)
-                ORDER BY _row_number
             """, [upload_id])  # fmt: skip
             published = connection.execute(f"SELECT count(*) FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id]).fetchone()[0]
         connection.execute(

@@ -19,6 +19,7 @@ bounds) and unquoted with polars string expressions.
 
 import codecs
 import csv
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,6 +132,7 @@ class RecordSpans:
     ends: np.ndarray  # one past its last content byte (line terminator excluded)
     line_offsets: np.ndarray  # 0-based line of each record's start within the buffer
     lines_in_buffer: int  # physical line breaks in the buffer
+    non_blank: np.ndarray  # over every line-ended record, blank lines included: False for blank ones
 
 
 def record_spans(data: np.ndarray, structure: Structure, final: bool = True) -> tuple[RecordSpans, int]:
@@ -158,7 +160,7 @@ def record_spans(data: np.ndarray, structure: Structure, final: bool = True) -> 
     newlines = np.flatnonzero(data[:used] == NEWLINE)
     starts, content_ends = starts[keep], content_ends[keep]
     line_offsets = np.searchsorted(newlines, starts)
-    return RecordSpans(starts, content_ends, line_offsets, int(newlines.size)), used
+    return RecordSpans(starts, content_ends, line_offsets, int(newlines.size), keep), used
 
 
 class _BadByteRecorder:
@@ -252,6 +254,10 @@ def delimited_cells(buffer: bytes, spans: RecordSpans, structure: Structure, exp
         grid = delimiters.reshape(n, expected - 1)
     else:
         grid = delimiters[(first[rows][:, None] + np.arange(expected - 1)).ravel()].reshape(rows.size, expected - 1)
+    if rows.size == n:
+        read_by_polars = _cells_by_polars_reader(buffer, spans, structure, expected, grid)
+        if read_by_polars is not None:
+            return DelimitedCells(cell_counts, read_by_polars, complete)
     cells = []
     for position in range(expected):
         cell_starts = spans.starts[rows] if position == 0 else grid[:, position - 1] + 1
@@ -264,6 +270,35 @@ def delimited_cells(buffer: bytes, spans: RecordSpans, structure: Structure, exp
                 cell = _unquote(cell, pl.Series(quoted), chr(structure.quote))
         cells.append(cell)
     return DelimitedCells(cell_counts, cells, complete)
+
+
+def _cells_by_polars_reader(
+    buffer: bytes, spans: RecordSpans, structure: Structure, expected: int, grid: np.ndarray | None
+) -> list[pl.Series] | None:
+    """Every record well-formed with the right cell count: polars' multi-threaded CSV reader cuts
+    the cells ten times faster. Its answer is used only if it has exactly our records (it keeps
+    blank lines as empty rows, dropped here) and its last column, where line endings would show
+    any disagreement, equals our own cut; otherwise None, and the caller cuts the cells itself."""
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(buffer), has_header=False, separator=chr(structure.delimiter), quote_char=chr(structure.quote),
+            infer_schema=False, empty_string_is_null=False, raise_if_empty=False,
+            schema={f"cell:{i}": pl.String for i in range(expected)},
+        )  # fmt: skip
+    except pl.exceptions.PolarsError:
+        return None
+    if frame.height != spans.non_blank.size:
+        return None
+    if not spans.non_blank.all():
+        frame = frame.filter(pl.Series(spans.non_blank))
+    last_starts = spans.starts if grid is None else grid[:, -1] + 1
+    last = slices(buffer, last_starts, spans.ends)
+    quoted = (last_starts < spans.ends) & (as_array(buffer)[np.minimum(last_starts, len(buffer) - 1)] == structure.quote)
+    if quoted.any():
+        last = _unquote(last, pl.Series(quoted), chr(structure.quote))
+    if not frame[:, -1].equals(last.alias(frame.columns[-1]), check_names=False):
+        return None
+    return frame.get_columns()
 
 
 def _unquote(cell: pl.Series, quoted: pl.Series, quote: str) -> pl.Series:

@@ -46,12 +46,12 @@ def tokenize(text: str, expected: int) -> list[tuple[int, list[str]]]:
     return out
 
 
-def random_csv(rng: random.Random, rows: int, stray_quotes: bool) -> str:
+def random_csv(rng: random.Random, rows: int, stray_quotes: bool, cell_counts=(3, 3, 3, 2, 4)) -> str:
     pieces = ["a", "b c", "", "x,y", 'say "hi"', "line\nbreak", "crlf\r\nin", "é", " pad "]
     lines = []
     for _ in range(rows):
         cells = []
-        for _ in range(rng.choice([3, 3, 3, 2, 4])):
+        for _ in range(rng.choice(cell_counts)):
             value = rng.choice(pieces)
             needs_quotes = any(c in value for c in ',"\r\n') or rng.random() < 0.2
             cells.append('"' + value.replace('"', '""') + '"' if needs_quotes else value)
@@ -77,6 +77,19 @@ def test_tokenizer_agrees_with_csv_module(stray_quotes):
                 assert mine == theirs, text
             else:
                 assert mine == [f"<{len(theirs)} cells>"], text
+
+
+def test_records_all_complete_are_cut_by_polars_and_agree_with_csv_module(monkeypatch):
+    from ingest_pipeline.core import records
+
+    used = []
+    reader = records._cells_by_polars_reader
+    monkeypatch.setattr(records, "_cells_by_polars_reader", lambda *a: used.append(out := reader(*a)) or out)
+    rng = random.Random(7)
+    for _ in range(200):
+        text = random_csv(rng, rng.randint(1, 30), stray_quotes=False, cell_counts=(3,))
+        assert tokenize(text, 3) == read_with_csv_module(text), text
+    assert sum(result is not None for result in used) > 150  # the fast path, not the fallback, did the work
 
 
 def test_quoted_line_breaks_move_line_numbers_but_not_records():
