@@ -32,7 +32,9 @@ class IngestSettings(ConfigurableResource):
 
     home: str | None = Field(default=None, description="State folder (default: $INGEST_HOME or ./.ingest).")
     filespecs: str | None = Field(default=None, description="Filespecs folder (default: $INGEST_FILESPECS or the project's).")
-    warehouse_memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, description="DuckDB memory limit; beyond it, spill to disk.")
+    duckdb_memory_limit: str | None = Field(
+        default=None, description=f"DuckDB memory limit, beyond which it spills to disk (default: $INGEST_DUCKDB_MEMORY_LIMIT or {DEFAULT_MEMORY_LIMIT})."
+    )  # fmt: skip
 
     @property
     def home_path(self) -> Path:
@@ -41,6 +43,10 @@ class IngestSettings(ConfigurableResource):
     @property
     def filespecs_path(self) -> Path:
         return resolve_filespecs(self.filespecs)
+
+    @property
+    def warehouse_memory_limit(self) -> str:
+        return self.duckdb_memory_limit or os.environ.get("INGEST_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
 
     def warehouse(self) -> Warehouse:
         return Warehouse(self.home_path / "warehouse.duckdb", memory_limit=self.warehouse_memory_limit)
