@@ -2,7 +2,7 @@
 
 from dagster import Definitions, JobDefinition
 
-from ingest_pipeline.defs.assets import ingest_assets
+from ingest_pipeline.defs.assets import VALIDATE_JOB_NAME, ingest_assets
 from ingest_pipeline.defs.checks import ingest_checks
 from ingest_pipeline.defs.jobs import INGEST_JOB_NAME, ingest_upload_job, validate_upload_job
 from ingest_pipeline.defs.reports import REPORT_JOB_NAME, client_report, report_sensors, upload_report_job
@@ -22,6 +22,11 @@ defs = Definitions(
 def ingest_upload_job_def() -> JobDefinition:
     """The ingest job, for `reconstructable` (the command line runs it in step processes)."""
     return defs.resolve_job_def(INGEST_JOB_NAME)
+
+
+def validate_upload_job_def() -> JobDefinition:
+    """The validate-only job, for `reconstructable`."""
+    return defs.resolve_job_def(VALIDATE_JOB_NAME)
 
 
 def upload_report_job_def() -> JobDefinition:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterEventType, DagsterInstance, ReexecutionOptions, execute_job, reconstructable
+from dagster import AssetKey, DagsterEventType, DagsterInstance, ReexecutionOptions, execute_job, reconstructable
 
 from ingest_pipeline.cli import command_line_run_config, main
-from ingest_pipeline.definitions import defs, ingest_upload_job_def
+from ingest_pipeline.definitions import defs, ingest_upload_job_def, validate_upload_job_def
 
 PROJECT = Path(__file__).resolve().parents[1]
 ROSTER_HEADER = "employee_id,first_name,last_name,email,phone,state,zip,role,department,hire_date,salary,hours_per_week,manager_id,status,notes"
@@ -176,3 +176,19 @@ def test_one_failed_chunk_is_re_executed_without_redoing_the_others(home, tmp_pa
     assert query(home, "SELECT status, rows_total, rows_accepted FROM ingest.uploads") == [("completed", 9, 9)]
     assert query(home, "SELECT count(*) FROM results.employee_roster") == [(9,)]
     shutil.rmtree(home / "work")
+
+
+def test_validate_only_run_judges_the_upload_but_publishes_nothing_and_keeps_its_status(home, tmp_path):
+    upload = write_roster(tmp_path / "roster.csv", [roster_line(1), roster_line(2, state="XX"), roster_line(1)])
+    assert main(["run", str(upload), "--company", "acme", "--form-type", "employee_roster", "--home", str(home),
+                 "--filespecs", str(PROJECT / "filespecs")]) == 1  # 2 of 3 rejected: above the 5% gate  # fmt: skip
+    upload_id, status, error = query(home, "SELECT upload_id, status, error FROM ingest.uploads")[0]
+    tables = [query(home, f"SELECT * FROM {t} ORDER BY ALL") for t in ("ingest.messages", "ingest.uploads")]
+    with DagsterInstance.get() as instance:
+        result = execute_job(reconstructable(validate_upload_job_def), instance,
+                             run_config=command_line_run_config(in_process=True), tags={"dagster/partition": upload_id})  # fmt: skip
+        assert result.success
+        profiles = instance.get_latest_materialization_event(AssetKey("column_profiles"))
+    assert profiles.asset_materialization.metadata["rows_rejected"].value == 2
+    assert [query(home, f"SELECT * FROM {t} ORDER BY ALL") for t in ("ingest.messages", "ingest.uploads")] == tables
+    assert (status, error) == ("failed", "66.7% of rows rejected, above the form type's limit of 5%.")

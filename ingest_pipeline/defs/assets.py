@@ -52,10 +52,22 @@ from ingest_pipeline.defs.settings import IngestSettings
 
 DUCKDB_WRITER_POOL = "duckdb_writer"
 INGEST_GROUP = "ingest"
+VALIDATE_JOB_NAME = "validate_upload"
+
+
+def tracks_lifecycle(context: AssetExecutionContext | OpExecutionContext) -> bool:
+    """Whether this run moves the upload through its lifecycle in ingest.uploads.
+
+    A validate-only run prepares, scans and judges columns but publishes nothing, so it leaves the
+    upload's status, stage and error as they were (its findings are in the run's metadata).
+    """
+    return context.job_name != VALIDATE_JOB_NAME
 
 
 @contextlib.contextmanager
-def upload_stage(warehouse: Warehouse, upload_id: str, stage: str, chunk: int | None = None) -> Iterator[StageMetrics]:
+def upload_stage(
+    warehouse: Warehouse, upload_id: str, stage: str, chunk: int | None = None, track_lifecycle: bool = True
+) -> Iterator[StageMetrics]:
     """Measure a stage; on any error, end the upload `failed` with one sentence saying why.
 
     Errors a user can cause (IngestError) become a Dagster Failure with that sentence and no
@@ -65,14 +77,16 @@ def upload_stage(warehouse: Warehouse, upload_id: str, stage: str, chunk: int | 
         with measure(upload_id, stage, chunk) as metrics:
             yield metrics
     except IngestError as error:
-        mark_failed(warehouse, upload_id, f"{stage}: {error}")
-        notify_upload_finished(warehouse, upload_id)
+        if track_lifecycle:
+            mark_failed(warehouse, upload_id, f"{stage}: {error}")
+            notify_upload_finished(warehouse, upload_id)
         raise Failure(description=str(error), allow_retries=False) from None
     except Failure:
         raise
     except Exception as error:
-        mark_failed(warehouse, upload_id, f"{stage} failed unexpectedly ({type(error).__name__}: {error}).")
-        notify_upload_finished(warehouse, upload_id)
+        if track_lifecycle:
+            mark_failed(warehouse, upload_id, f"{stage} failed unexpectedly ({type(error).__name__}: {error}).")
+            notify_upload_finished(warehouse, upload_id)
         raise
 
 
@@ -98,9 +112,11 @@ def upload_chunks(
     if upload is None:
         raise Failure(description=f"upload {upload_id} is not registered in {warehouse.path}; add it with the sensor or `ingest-pipeline run`")
     workspace = ingest_settings.workspace(upload_id)
-    with upload_stage(warehouse, upload_id, "prepare") as metrics:
-        update_upload(warehouse, upload_id, status=PROCESSING, stage="prepare", started_at=now(), finished_at=None,
-                      error=None, run_id=context.run_id, chunks_done=0, chunks_total=None)  # fmt: skip
+    tracked = tracks_lifecycle(context)
+    with upload_stage(warehouse, upload_id, "prepare", track_lifecycle=tracked) as metrics:
+        if tracked:
+            update_upload(warehouse, upload_id, status=PROCESSING, stage="prepare", started_at=now(), finished_at=None,
+                          error=None, run_id=context.run_id, chunks_done=0, chunks_total=None)  # fmt: skip
         spec = load_form_type(upload["form_type"], ingest_settings.filespecs_path)
         if workspace.root.exists():
             shutil.rmtree(workspace.root)  # a rerun starts clean: no stale chunk or scan files
@@ -114,7 +130,8 @@ def upload_chunks(
             )  # fmt: skip
         metrics.rows = manifest.rows_total
     write_metrics(metrics, workspace.metrics)
-    update_upload(warehouse, upload_id, stage="scan", chunks_total=len(manifest.chunks), filespec_version=spec.version)
+    if tracked:
+        update_upload(warehouse, upload_id, stage="scan", chunks_total=len(manifest.chunks), filespec_version=spec.version)
     context.log.info(f"{upload_id}: {manifest.rows_total} records in {len(manifest.chunks)} chunk(s); {manifest.sniff}")
     if manifest.failure:
         context.log.warning(f"{upload_id} cannot be processed: {manifest.failure}")
@@ -154,14 +171,16 @@ def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettin
         return 0
     warehouse = ingest_settings.warehouse()
     workspace = ingest_settings.workspace(upload_id)
-    with upload_stage(warehouse, upload_id, "scan", chunk_index) as metrics:
+    tracked = tracks_lifecycle(context)
+    with upload_stage(warehouse, upload_id, "scan", chunk_index, track_lifecycle=tracked) as metrics:
         manifest = workspace.load_manifest()
         spec = workspace.load_filespec()
         chunk = manifest.chunks[chunk_index - 1]
         result = scan_chunk(spec, manifest, chunk, workspace, ChunkJudge(spec, load_reference_snapshot(spec, workspace)))
         metrics.rows = result.records
     write_metrics(metrics, workspace.metrics)
-    _count_chunk_done(warehouse, upload_id)
+    if tracked:
+        _count_chunk_done(warehouse, upload_id)
     context.log.info(
         f"chunk {chunk_index}/{len(manifest.chunks)}: rows {chunk.first_row}-{chunk.first_row + chunk.records - 1}, "
         f"{result.rejected} rejected, {result.messages} messages, {metrics.seconds:.1f}s"
@@ -209,8 +228,10 @@ def column_profiles(context: AssetExecutionContext, ingest_settings: IngestSetti
     upload_id = context.partition_key
     warehouse = ingest_settings.warehouse()
     workspace = ingest_settings.workspace(upload_id)
-    with upload_stage(warehouse, upload_id, "columns") as metrics:
-        update_upload(warehouse, upload_id, stage="columns")
+    tracked = tracks_lifecycle(context)
+    with upload_stage(warehouse, upload_id, "columns", track_lifecycle=tracked) as metrics:
+        if tracked:
+            update_upload(warehouse, upload_id, stage="columns")
         manifest = workspace.load_manifest()
         spec = workspace.load_filespec()
         counts = profile_columns(spec, manifest, workspace, ingest_settings.warehouse_memory_limit)

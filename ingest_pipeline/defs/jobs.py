@@ -2,11 +2,10 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from ingest_pipeline.defs.assets import chunk_scans, column_profiles, ingest_assets, upload_chunks
+from ingest_pipeline.defs.assets import VALIDATE_JOB_NAME, chunk_scans, column_profiles, ingest_assets, upload_chunks
 from ingest_pipeline.defs.partitions import uploads_partitions
 
 INGEST_JOB_NAME = "ingest_upload"
-VALIDATE_JOB_NAME = "validate_upload"
 
 # Each step runs in its own process, so chunks are scanned in parallel. The processes fork from a
 # server that has already imported the pipeline: a step starts in a fraction of a second instead
@@ -33,5 +32,5 @@ validate_upload_job = define_asset_job(
     config={"execution": MULTIPROCESS_EXECUTION},
     selection=AssetSelection.assets(upload_chunks, chunk_scans, column_profiles),
     partitions_def=uploads_partitions,
-    description="Prepare and scan an upload and judge its columns, without publishing anything to the warehouse.",
+    description="Prepare and scan an upload and judge its columns, publishing nothing and leaving its status alone.",
 )
