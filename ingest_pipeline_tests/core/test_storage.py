@@ -174,19 +174,23 @@ def test_streaming_read_in_small_pieces_equals_the_content(backend):
         assert stream.read() == content[3:]
 
 
-@pytest.mark.azurite
-def test_azure_read_streams_in_chunks(azurite):
-    """A blob larger than the download chunk arrives in several requests, never as one."""
+def container_downloading_in_64k_pieces(azurite):
+    """A fresh Azurite container whose client downloads a blob 64 KiB at a time."""
     from azure.storage.blob import ContainerClient
 
-    base = azurite.container_client()
-    small_chunks = ContainerClient(
+    return ContainerClient(
         account_url=azurite.account_url,
-        container_name=base.container_name,
+        container_name=azurite.container_client().container_name,
         credential=azurite.account_key,
         max_single_get_size=64 * 1024,
         max_chunk_get_size=64 * 1024,
     )
+
+
+@pytest.mark.azurite
+def test_azure_read_streams_in_chunks(azurite):
+    """A blob larger than the download chunk arrives in several requests, never as one."""
+    small_chunks = container_downloading_in_64k_pieces(azurite)
     content = os.urandom(300 * 1024)
     storage = AzureBlobLandingStorage(small_chunks)
     storage.put_blob("acme/payroll/r.bin", content)
@@ -197,16 +201,7 @@ def test_azure_read_streams_in_chunks(azurite):
 
 @pytest.mark.azurite
 def test_azure_blob_replaced_mid_read_is_a_storage_error(azurite):
-    from azure.storage.blob import ContainerClient
-
-    base = azurite.container_client()
-    small_chunks = ContainerClient(
-        account_url=azurite.account_url,
-        container_name=base.container_name,
-        credential=azurite.account_key,
-        max_single_get_size=64 * 1024,
-        max_chunk_get_size=64 * 1024,
-    )
+    small_chunks = container_downloading_in_64k_pieces(azurite)
     storage = AzureBlobLandingStorage(small_chunks)
     storage.put_blob("acme/payroll/r.bin", os.urandom(300 * 1024))
     with storage.open_blob("acme/payroll/r.bin") as stream:
