@@ -2,8 +2,8 @@
 
 A filespec is written by hand, so every mistake in one must come back as a single sentence
 naming the file, the key and the problem. YAML is read with every scalar kept as text (PyYAML's
-BaseLoader): `enum: [yes, no, 01]` then means the texts "yes", "no" and "01", as a user means
-them, and pydantic turns the keys that are numbers or booleans into those types.
+BaseLoader, plus YAML's nulls): `enum: [yes, no, 01]` then means the texts "yes", "no" and "01",
+as a user means them, and pydantic turns the keys that are numbers or booleans into those types.
 """
 
 import datetime as dt
@@ -498,7 +498,7 @@ def load_filespec(path: str | Path) -> FileSpec:
     except (OSError, UnicodeDecodeError) as error:
         raise FilespecError(f"{path}: cannot be read ({error})") from None
     try:
-        raw = yaml.load(text, Loader=yaml.BaseLoader)
+        raw = yaml.load(text, Loader=FilespecLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "somewhere"
@@ -508,6 +508,14 @@ def load_filespec(path: str | Path) -> FileSpec:
     if spec.form_type != path.stem:
         raise FilespecError(f"{path}: form_type {spec.form_type!r} must equal the file's name {path.stem!r}")
     return spec
+
+
+class FilespecLoader(yaml.BaseLoader):
+    """YAML with every scalar kept as text, except YAML's nulls (`~`, `null`, nothing) when unquoted."""
+
+
+FilespecLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+FilespecLoader.add_constructor("tag:yaml.org,2002:null", lambda loader, node: None)
 
 
 def filespec_path(form_type: str, filespecs_dir: str | Path) -> Path:

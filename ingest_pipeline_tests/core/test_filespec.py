@@ -36,6 +36,14 @@ def test_scalars_stay_text_where_the_contract_compares_text():
     assert spec.fields[1].required is True and spec.fields[1].bound("minimum") == 5
 
 
+def test_unquoted_yaml_nulls_are_unset_and_quoted_ones_are_text(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("form_type: t\ntitle:\nfields:\n  - {name: a, pattern: ~, source: null, enum: ['null', x]}\n")
+    spec = load_filespec(path)
+    assert spec.title is None and spec.fields[0].pattern is None and spec.fields[0].source is None
+    assert spec.fields[0].enum == ["null", "x"]
+
+
 def test_bounds_are_read_in_the_fields_type():
     spec = parse(
         "form_type: t\nfields:\n"
