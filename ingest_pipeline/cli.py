@@ -8,6 +8,7 @@ print one line and exit 2; a failed upload exits 1 with the reason on stderr.
 import argparse
 import contextlib
 import datetime as dt
+import fcntl
 import os
 import shutil
 import sys
@@ -186,7 +187,7 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
     Shows a progress bar on the terminal while it runs; afterwards makes sure the upload has ended
     (completed or failed) and, with `report`, writes its client report in a run of its own.
     """
-    from dagster import DagsterInstance, execute_job, reconstructable
+    from dagster import execute_job, reconstructable
 
     from ingest_pipeline.definitions import ingest_upload_job_def
     from ingest_pipeline.defs.partitions import uploads_partitions
@@ -196,7 +197,7 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
             "ingest/form_type": form_type, "ingest/launched_by": launched_by}  # fmt: skip
     if report:
         tags[INLINE_REPORT_TAG] = "inline"  # the report sensors leave this run to us
-    with DagsterInstance.get() as instance:
+    with open_dagster_instance() as instance:
         instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
         with _progress_bar(upload_id), _stderr_into(log_file):
             result = execute_job(reconstructable(ingest_upload_job_def), instance, run_config=run_config, tags=tags)
@@ -204,6 +205,25 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
         if report:
             _run_report_job(instance, upload_id, log_file)
         return result.run_id
+
+
+@contextlib.contextmanager
+def open_dagster_instance():
+    """The Dagster instance in $DAGSTER_HOME, opened by one process at a time.
+
+    Opening a new instance creates and migrates its SQLite storage; two `ingest-pipeline run`
+    started together on a fresh home would otherwise both migrate it and corrupt it.
+    """
+    from dagster import DagsterInstance
+
+    with open(Path(os.environ["DAGSTER_HOME"]) / ".instance.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            instance = DagsterInstance.get()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    with instance:
+        yield instance
 
 
 def command_line_run_config(in_process: bool, chunk_rows: int | None = None) -> dict:

@@ -192,3 +192,24 @@ def test_validate_only_run_judges_the_upload_but_publishes_nothing_and_keeps_its
     assert profiles.asset_materialization.metadata["rows_rejected"].value == 2
     assert [query(home, f"SELECT * FROM {t} ORDER BY ALL") for t in ("ingest.messages", "ingest.uploads")] == tables
     assert (status, error) == ("failed", "66.7% of rows rejected, above the form type's limit of 5%.")
+
+
+def test_several_runs_started_together_on_a_fresh_home_all_complete(home, tmp_path):
+    """Separate `ingest-pipeline run` processes share one fresh home: the Dagster instance is
+    created once (not migrated by two processes at the same time) and DuckDB writers take turns."""
+    import subprocess
+    import sys
+
+    uploads = [write_roster(tmp_path / f"roster{i}.csv", [roster_line(j) for j in range(i, i + 20)]) for i in range(3)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ingest_pipeline.cli", "run", str(upload), "--company", "acme", "--form-type",
+             "employee_roster", "--home", str(home), "--executor", "in_process"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for upload in uploads
+    ]  # fmt: skip
+    outcomes = [(process.wait(timeout=300), process.stderr.read()) for process in processes]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    assert query(home, "SELECT status, count(*) FROM ingest.uploads GROUP BY status") == [("completed", 3)]
+    assert query(home, "SELECT count(*) FROM results.employee_roster") == [(60,)]
