@@ -239,8 +239,9 @@ def command_line_run_config(in_process: bool, chunk_rows: int | None = None) -> 
         "execution": IN_PROCESS_EXECUTION if in_process else MULTIPROCESS_EXECUTION,
         "resources": {"ingest_settings": {"config": {"home": str(resolve_home()), "filespecs": str(resolve_filespecs())}}},
     }
-    if os.environ.get("INGEST_DUCKDB_MEMORY_LIMIT"):
-        run_config["resources"]["ingest_settings"]["config"]["duckdb_memory_limit"] = os.environ["INGEST_DUCKDB_MEMORY_LIMIT"]
+    for setting, variable in (("duckdb_memory_limit", "INGEST_DUCKDB_MEMORY_LIMIT"), ("work_dir", "INGEST_WORK_DIR")):
+        if os.environ.get(variable):
+            run_config["resources"]["ingest_settings"]["config"][setting] = os.environ[variable]
     if chunk_rows is not None:
         run_config["ops"] = {"upload_chunks": {"config": {"chunk_rows": chunk_rows}}}
     return run_config

@@ -213,3 +213,15 @@ def test_several_runs_started_together_on_a_fresh_home_all_complete(home, tmp_pa
     assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
     assert query(home, "SELECT status, count(*) FROM ingest.uploads GROUP BY status") == [("completed", 3)]
     assert query(home, "SELECT count(*) FROM results.employee_roster") == [(60,)]
+
+
+def test_the_work_folder_can_live_outside_the_home(home, tmp_path, monkeypatch):
+    shared = tmp_path / "shared-mount" / "work"
+    monkeypatch.setenv("INGEST_WORK_DIR", str(shared))
+    upload = write_roster(tmp_path / "roster.csv", [roster_line(i) for i in range(1, 8)])
+    assert main(["run", str(upload), "--company", "acme", "--form-type", "employee_roster", "--home", str(home),
+                 "--chunk-rows", "3", "--executor", "multiprocess"]) == 0  # fmt: skip
+    upload_id = query(home, "SELECT upload_id FROM ingest.uploads")[0][0]
+    assert sorted(p.name for p in (shared / upload_id / "chunks").iterdir()) == [f"chunk-0000{i}.bin" for i in (1, 2, 3)]
+    assert not (home / "work").exists()
+    assert query(home, "SELECT rows_accepted FROM ingest.uploads") == [(7,)]

@@ -8,6 +8,7 @@ than one block and one unfinished record in memory.
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -39,8 +40,14 @@ class UploadWorkspace:
         self.root = Path(root)
 
     @classmethod
-    def of(cls, home: Path, upload_id: str) -> "UploadWorkspace":
-        return cls(Path(home) / "work" / upload_id)
+    def of(cls, home: Path, upload_id: str, work_dir: str | Path | None = None) -> "UploadWorkspace":
+        """`<work_dir>/<upload_id>`; the work folder defaults to $INGEST_WORK_DIR, else `<home>/work`.
+
+        Every step of an upload must see the same folder: on several machines, a shared mount
+        (an Azure Files share, or a blob container mounted with BlobFuse2).
+        """
+        root = work_dir or os.environ.get("INGEST_WORK_DIR") or Path(home) / "work"
+        return cls(Path(root) / upload_id)
 
     manifest = property(lambda self: self.root / "manifest.json")
     filespec = property(lambda self: self.root / "filespec.json")

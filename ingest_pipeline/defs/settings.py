@@ -32,6 +32,9 @@ class IngestSettings(ConfigurableResource):
 
     home: str | None = Field(default=None, description="State folder (default: $INGEST_HOME or ./.ingest).")
     filespecs: str | None = Field(default=None, description="Filespecs folder (default: $INGEST_FILESPECS or the project's).")
+    work_dir: str | None = Field(
+        default=None, description="Folder of the uploads' chunk and scan files (default: $INGEST_WORK_DIR or <home>/work)."
+    )  # fmt: skip
     duckdb_memory_limit: str | None = Field(
         default=None, description=f"DuckDB memory limit, beyond which it spills to disk (default: $INGEST_DUCKDB_MEMORY_LIMIT or {DEFAULT_MEMORY_LIMIT})."
     )  # fmt: skip
@@ -52,4 +55,4 @@ class IngestSettings(ConfigurableResource):
         return Warehouse(self.home_path / "warehouse.duckdb", memory_limit=self.warehouse_memory_limit)
 
     def workspace(self, upload_id: str) -> UploadWorkspace:
-        return UploadWorkspace.of(self.home_path, upload_id)
+        return UploadWorkspace.of(self.home_path, upload_id, self.work_dir)
