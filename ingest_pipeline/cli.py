@@ -399,7 +399,7 @@ def cmd_status(args: argparse.Namespace) -> int:
               "rows/s", "eta", "error")  # fmt: skip
     rows = [header] + [
         (u["upload_id"], u["company_id"], u["form_type"], u["status"], u["stage"] or "",
-         f"{u['chunks_done'] or 0}/{u['chunks_total'] or '?'}", _show(u["rows_total"]), _show(u["rows_accepted"]),
+         f"{progress[u['upload_id']].chunks_done}/{u['chunks_total'] or '?'}", _show(u["rows_total"]), _show(u["rows_accepted"]),
          _show(u["rows_rejected"]), format_rate(progress[u["upload_id"]].rows_per_second),
          "" if progress[u["upload_id"]].finished else format_duration(progress[u["upload_id"]].eta_seconds),
          (u["error"] or "")[:60])

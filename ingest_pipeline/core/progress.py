@@ -312,8 +312,11 @@ class UploadProgressReader:
             rows = self._rows_from_manifest()
         finished = upload["status"] in (COMPLETED, FAILED)
         elapsed = _seconds_between(upload["started_at"], upload["finished_at"] if finished else now())
+        chunks_done = upload["chunks_done"]
+        if upload["stage"] == "scan":
+            chunks_done = max(chunks_done or 0, scanned_chunks(self.workspace))
         return estimate(
-            status=upload["status"], stage=upload["stage"], chunks_done=upload["chunks_done"],
+            status=upload["status"], stage=upload["stage"], chunks_done=chunks_done,
             chunks_total=upload["chunks_total"], rows_total=rows, size_bytes=upload["bytes"],
             elapsed_seconds=elapsed, stage_elapsed_seconds=stage_elapsed, rates=self.rates(upload["form_type"]),
         )  # fmt: skip
@@ -325,6 +328,11 @@ class UploadProgressReader:
             except Exception:  # mid-write or from an older version: try again on the next poll
                 return None
         return self._manifest_rows
+
+
+def scanned_chunks(workspace: UploadWorkspace) -> int:
+    """Chunks scanned so far: each scan step leaves its metrics file in the work folder."""
+    return sum(1 for _ in workspace.metrics.glob("scan-*.json")) if workspace.metrics.exists() else 0
 
 
 def progress_of_uploads(warehouse: Warehouse, home: Path, uploads: list[dict]) -> dict[str, Progress]:

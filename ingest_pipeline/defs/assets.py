@@ -178,22 +178,14 @@ def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettin
         chunk = manifest.chunks[chunk_index - 1]
         result = scan_chunk(spec, manifest, chunk, workspace, ChunkJudge(spec, load_reference_snapshot(spec, workspace)))
         metrics.rows = result.records
+    # No warehouse write here: chunk steps only write files, so another upload's long merge never
+    # holds them up. Progress counts these metrics files (core.progress.scanned_chunks).
     write_metrics(metrics, workspace.metrics)
-    if tracked:
-        _count_chunk_done(warehouse, upload_id)
     context.log.info(
         f"chunk {chunk_index}/{len(manifest.chunks)}: rows {chunk.first_row}-{chunk.first_row + chunk.records - 1}, "
         f"{result.rejected} rejected, {result.messages} messages, {metrics.seconds:.1f}s"
     )
     return result.records
-
-
-def _count_chunk_done(warehouse: Warehouse, upload_id: str) -> None:
-    with warehouse.transaction() as connection:
-        connection.execute(
-            "UPDATE ingest.uploads SET chunks_done = least(coalesce(chunks_done, 0) + 1, chunks_total) WHERE upload_id = ?",
-            [upload_id],
-        )
 
 
 @op(tags={"stage": "scan"})
@@ -230,9 +222,9 @@ def column_profiles(context: AssetExecutionContext, ingest_settings: IngestSetti
     workspace = ingest_settings.workspace(upload_id)
     tracked = tracks_lifecycle(context)
     with upload_stage(warehouse, upload_id, "columns", track_lifecycle=tracked) as metrics:
-        if tracked:
-            update_upload(warehouse, upload_id, stage="columns")
         manifest = workspace.load_manifest()
+        if tracked:
+            update_upload(warehouse, upload_id, stage="columns", chunks_done=len(manifest.chunks))
         spec = workspace.load_filespec()
         counts = profile_columns(spec, manifest, workspace, ingest_settings.warehouse_memory_limit)
         metrics.rows = counts.rows_total

@@ -196,3 +196,16 @@ def test_the_bar_skips_frames_it_cannot_read():
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
         assert pipe.read() == b""
+
+
+def test_chunks_scanned_are_counted_from_the_work_folder_without_touching_the_warehouse(tmp_path):
+    from ingest_pipeline.core.metrics import StageMetrics, write_metrics
+    from ingest_pipeline.core.prepare import UploadWorkspace
+    from ingest_pipeline.core.progress import scanned_chunks
+
+    workspace = UploadWorkspace.of(tmp_path, "u1")
+    assert scanned_chunks(workspace) == 0
+    for chunk in (1, 2):
+        write_metrics(StageMetrics("u1", "scan", chunk, "2026-01-01T00:00:00"), workspace.metrics)
+    write_metrics(StageMetrics("u1", "prepare", None, "2026-01-01T00:00:00"), workspace.metrics)
+    assert scanned_chunks(workspace) == 2
