@@ -13,7 +13,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-AZURITE_BLOB = PROJECT_ROOT / ".azurite" / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_BLOB = PROJECT_ROOT / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 AZURITE_START_SECONDS = 60
 
 # Azurite's well-known development account (public, documented by Microsoft).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh machine: a virtual environment in .venv with
 # every Python package pinned (constraints.txt), the project installed editable, and Azurite (the
-# Azure Storage emulator, from the npm registry) in .azurite/ for the tests. Safe to run again.
+# Azure Storage emulator, from the npm registry) in tools/azurite/ for the tests. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,13 +17,12 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 
-# Azurite, pinned, in a local prefix (never global). 3.35.0 is the newest release whose engines
-# allow Node 20; 3.36+ require Node >= 21/22. The tests start .azurite/node_modules/.bin/azurite-blob.
-AZURITE_VERSION=3.35.0
-installed=$(node -p "require('./.azurite/node_modules/azurite/package.json').version" 2>/dev/null || true)
-if [ "$installed" != "$AZURITE_VERSION" ] || [ ! -x .azurite/node_modules/.bin/azurite-blob ]; then
+# Azurite from tools/azurite (package.json pins it, package-lock.json everything it pulls in),
+# installed there with `npm ci`, never globally. 3.35.0 is the newest release whose engines allow
+# Node 20. The tests start tools/azurite/node_modules/.bin/azurite-blob.
+lock_stamp=tools/azurite/node_modules/.installed-$(sha256sum tools/azurite/package-lock.json | cut -c1-16)
+if [ ! -f "$lock_stamp" ] || [ ! -x tools/azurite/node_modules/.bin/azurite-blob ]; then
   command -v npm >/dev/null 2>&1 || { echo "setup.sh: npm is needed to install Azurite (Node >= 20)." >&2; exit 1; }
-  mkdir -p .azurite
-  npm install --prefix .azurite --save-exact --no-audit --no-fund --loglevel=error \
-    "azurite@$AZURITE_VERSION"
+  npm ci --prefix tools/azurite --no-audit --no-fund --loglevel=error
+  touch "$lock_stamp"
 fi
