@@ -196,6 +196,8 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
     tags = {"dagster/partition": upload_id, "ingest/source": source, "ingest/company_id": company_id,
             "ingest/form_type": form_type, "ingest/launched_by": launched_by}  # fmt: skip
     if report:
+        from ingest_pipeline.defs.reports import INLINE_REPORT_TAG
+
         tags[INLINE_REPORT_TAG] = "inline"  # the report sensors leave this run to us
     with open_dagster_instance() as instance:
         instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
@@ -247,7 +249,6 @@ def command_line_run_config(in_process: bool, chunk_rows: int | None = None) -> 
     return run_config
 
 
-INLINE_REPORT_TAG = "ingest/report"
 PROGRESS_ENV = "INGEST_PROGRESS"  # 1: always draw the progress bar, 0: never; default: when stderr is a terminal
 
 

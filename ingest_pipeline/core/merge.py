@@ -13,7 +13,7 @@ import duckdb
 
 from ingest_pipeline.core.errors import WarehouseError
 from ingest_pipeline.core.filespec import FieldType, FileSpec
-from ingest_pipeline.core.judge import VALUE_LIMIT, field_label
+from ingest_pipeline.core.judge import MESSAGE_SCHEMA, VALUE_LIMIT, field_label
 from ingest_pipeline.core.metrics import StageMetrics, read_all_metrics
 from ingest_pipeline.core.prepare import Manifest, UploadWorkspace
 from ingest_pipeline.core.scan import unique_raw_column
@@ -93,7 +93,7 @@ def scratch_connection(workspace: UploadWorkspace, memory_limit: str) -> duckdb.
     return connection
 
 
-MESSAGE_COLUMNS = "row_number, line_number, field, rule, severity, value, message"
+MESSAGE_COLUMNS = ", ".join(MESSAGE_SCHEMA)
 
 
 def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace, memory_limit: str = "2GB") -> UploadCounts:
@@ -109,7 +109,7 @@ def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspa
         )
         for message in manifest.upload_messages:
             connection.execute("INSERT INTO upload_messages VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               [message[k] for k in MESSAGE_COLUMNS.split(", ")])  # fmt: skip
+                               [message[k] for k in MESSAGE_SCHEMA])  # fmt: skip
         connection.execute(f"COPY upload_messages TO {sql_text(str(files.upload_messages))} (FORMAT parquet)")
         if not manifest.chunks:
             _write_empty_profiles(connection, spec, files)

@@ -1,13 +1,14 @@
 """Per-stage timings for `ingest.stage_metrics`: wall and CPU seconds, peak memory, rows."""
 
 import contextlib
-import datetime as dt
 import json
 import resource
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ingest_pipeline.core.uploads import now
 
 
 @dataclass
@@ -41,7 +42,7 @@ def _cpu_seconds() -> float:
 def measure(upload_id: str, stage: str, chunk: int | None = None) -> Iterator[StageMetrics]:
     """Measure the enclosed work; set `.rows` inside. Peak RSS is the process's own high-water
     mark, which is the stage's when each step runs in its own process (multiprocess executor)."""
-    metrics = StageMetrics(upload_id, stage, chunk, dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat())
+    metrics = StageMetrics(upload_id, stage, chunk, now().isoformat())
     wall, cpu = time.perf_counter(), _cpu_seconds()
     try:
         yield metrics

@@ -40,6 +40,7 @@ from openpyxl.utils import get_column_letter
 
 from ingest_pipeline.core.errors import IngestError
 from ingest_pipeline.core.filespec import FieldSpec, FieldType, FileSpec, FormatKind
+from ingest_pipeline.core.judge import MESSAGE_SCHEMA
 from ingest_pipeline.core.records import split_raw_record
 from ingest_pipeline.core.warehouse import UPLOAD_COLUMNS, Warehouse
 
@@ -351,7 +352,7 @@ def _type_expectation(field_spec: FieldSpec) -> str | None:
 
 # --- Messages --------------------------------------------------------------------------------
 
-MESSAGE_COLUMNS = ["row_number", "line_number", "field", "rule", "severity", "value", "message"]
+MESSAGE_COLUMNS = list(MESSAGE_SCHEMA)
 
 
 def _write_messages(sheet, snapshot: duckdb.DuckDBPyConnection, max_rows: int) -> list[str]:

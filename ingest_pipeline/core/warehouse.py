@@ -67,6 +67,18 @@ CREATE TABLE IF NOT EXISTS ingest.column_summary (
     min_value VARCHAR,
     max_value VARCHAR
 );
+CREATE TABLE IF NOT EXISTS ingest.webhook_deliveries (
+    upload_id VARCHAR NOT NULL,
+    attempt INTEGER NOT NULL,
+    attempted_at TIMESTAMP NOT NULL,
+    url VARCHAR NOT NULL,
+    status_code INTEGER,
+    error VARCHAR,
+    seconds DOUBLE,
+    -- which delivery the attempt belongs to: attempt numbers restart with each delivery
+    delivery_id VARCHAR,
+    event VARCHAR
+);
 CREATE TABLE IF NOT EXISTS ingest.stage_metrics (
     upload_id VARCHAR NOT NULL,
     stage VARCHAR NOT NULL,

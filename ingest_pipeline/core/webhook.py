@@ -60,23 +60,6 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 # delivery (and, when called synchronously, a run) for as long as it likes.
 DEFAULT_MAX_RETRY_AFTER_SECONDS = 60.0
 
-DELIVERIES_DDL = """
-CREATE SCHEMA IF NOT EXISTS ingest;
-CREATE TABLE IF NOT EXISTS ingest.webhook_deliveries (
-    upload_id VARCHAR NOT NULL,
-    attempt INTEGER NOT NULL,
-    attempted_at TIMESTAMP NOT NULL,
-    url VARCHAR NOT NULL,
-    status_code INTEGER,
-    error VARCHAR,
-    seconds DOUBLE,
-    -- which delivery the attempt belongs to: attempt numbers restart with each delivery
-    delivery_id VARCHAR,
-    event VARCHAR
-);
-"""
-
-
 @dataclasses.dataclass(frozen=True)
 class DeliveryAttempt:
     """One POST of a webhook delivery and how it ended.
@@ -264,7 +247,6 @@ def record_attempts(warehouse: Warehouse, attempts: list[DeliveryAttempt]) -> No
     if not attempts:
         return
     with warehouse.transaction() as connection:
-        connection.execute(DELIVERIES_DDL)
         connection.executemany(
             "INSERT INTO ingest.webhook_deliveries "
             "(upload_id, attempt, attempted_at, url, status_code, error, seconds, delivery_id, event) "
