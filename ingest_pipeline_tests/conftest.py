@@ -1,5 +1,6 @@
 """Fixtures shared by the test suite."""
 
+import os
 import re
 import subprocess
 import time
@@ -15,6 +16,25 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BLOB = PROJECT_ROOT / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 AZURITE_START_SECONDS = 60
+
+# Set by `ingest-pipeline` for its runs (cli.configure_environment); tests restore them.
+COMMAND_VARIABLES = ("INGEST_HOME", "INGEST_FILESPECS", "DAGSTER_HOME")
+
+
+@pytest.fixture
+def command_environment(monkeypatch) -> pytest.MonkeyPatch:
+    """Calls of `ingest_pipeline.cli.main` may set the pipeline's variables; they are restored
+    after the test. Returns monkeypatch for further settings."""
+    for variable in COMMAND_VARIABLES:
+        monkeypatch.setenv(variable, os.environ.get(variable, ""))
+    return monkeypatch
+
+
+@pytest.fixture
+def home(tmp_path, command_environment) -> Path:
+    """A fresh pipeline home for the command line."""
+    return tmp_path / "home"
+
 
 # Azurite's well-known development account (public, documented by Microsoft).
 AZURITE_ACCOUNT = "devstoreaccount1"

@@ -1,6 +1,5 @@
 """`ingest-pipeline backfill`: registered uploads re-run under a changed filespec, nothing duplicated."""
 
-import os
 import shutil
 from pathlib import Path
 
@@ -25,10 +24,8 @@ def roster(*first_names: str) -> str:
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch) -> tuple[Path, Path]:
+def env(tmp_path, command_environment) -> tuple[Path, Path]:
     """A fresh home and a copy of the project's filespecs; the environment the command sets is restored."""
-    for variable in ("INGEST_HOME", "INGEST_FILESPECS", "DAGSTER_HOME"):
-        monkeypatch.setenv(variable, os.environ.get(variable, ""))
     filespecs = tmp_path / "filespecs"
     shutil.copytree(PROJECT_ROOT / "filespecs", filespecs)
     return tmp_path / "home", filespecs

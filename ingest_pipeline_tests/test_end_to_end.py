@@ -1,6 +1,5 @@
 """End to end through the real `ingest-pipeline` command and the real Dagster assets and instance."""
 
-import os
 import shutil
 from pathlib import Path
 
@@ -24,14 +23,6 @@ def roster_line(i: int, **overrides: str) -> str:
     }  # fmt: skip
     values.update(overrides)
     return ",".join(f'"{v}"' if "," in v else v for v in values.values())
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A fresh pipeline home; the environment the command sets is restored afterwards."""
-    for variable in ("INGEST_HOME", "INGEST_FILESPECS", "DAGSTER_HOME"):
-        monkeypatch.setenv(variable, os.environ.get(variable, ""))
-    return tmp_path / "home"
 
 
 def query(home: Path, sql: str, params=None):

@@ -2,7 +2,6 @@
 messages to equal the generator's answer key: every injected error found, nothing else reported."""
 
 import csv
-import os
 from pathlib import Path
 
 import duckdb
@@ -16,13 +15,6 @@ CASES = [
     ("claims_extract", "acme", 2000, 0.08, 600),
     ("payroll", "globex", 2000, 0.08, 900),
 ]
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    for variable in ("INGEST_HOME", "INGEST_FILESPECS", "DAGSTER_HOME"):
-        monkeypatch.setenv(variable, os.environ.get(variable, ""))
-    return tmp_path / "home"
 
 
 def answer_key(path: Path) -> list[tuple[int, str | None, str]]:

@@ -5,7 +5,6 @@ cell judge for cells). The two must agree on every message and every published v
 import csv
 import datetime as dt
 import io
-import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,9 +49,7 @@ LINES = [
 
 
 @pytest.fixture
-def upload(tmp_path, monkeypatch) -> tuple[Path, Path, Path]:
-    for variable in ("INGEST_HOME", "INGEST_FILESPECS", "DAGSTER_HOME"):
-        monkeypatch.setenv(variable, os.environ.get(variable, ""))
+def upload(tmp_path, command_environment) -> tuple[Path, Path, Path]:
     filespecs = tmp_path / "filespecs"
     filespecs.mkdir()
     (filespecs / "awkward.yaml").write_text(FILESPEC)

@@ -18,10 +18,8 @@ STAGE_RSS_BUDGET = int(1.5 * GIGABYTE)  # per step process: 64 MiB chunks, DuckD
 
 
 @pytest.mark.slow
-def test_multi_gigabyte_file_runs_in_bounded_memory(tmp_path, monkeypatch):
-    for variable in ("INGEST_HOME", "INGEST_FILESPECS", "DAGSTER_HOME"):
-        monkeypatch.setenv(variable, os.environ.get(variable, ""))
-    monkeypatch.setenv("INGEST_DUCKDB_MEMORY_LIMIT", "1GB")
+def test_multi_gigabyte_file_runs_in_bounded_memory(tmp_path, command_environment):
+    command_environment.setenv("INGEST_DUCKDB_MEMORY_LIMIT", "1GB")
     home = tmp_path / "home"
     upload = tmp_path / "large.csv"
     rows = LARGE_FILE_BYTES // 150  # about 150 bytes a roster row

@@ -1,7 +1,6 @@
 """`ingest-pipeline report`: the client report of an upload, labelled by the file's own header."""
 
 import json
-import os
 from pathlib import Path
 
 import duckdb
@@ -30,10 +29,8 @@ def write_upload(path: Path, rows: int = 30) -> Path:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    for variable in ("INGEST_HOME", "INGEST_FILESPECS", "DAGSTER_HOME"):
-        monkeypatch.setenv(variable, os.environ.get(variable, ""))
-    monkeypatch.delenv("INGEST_WEBHOOK_URL", raising=False)
+def home(tmp_path, command_environment) -> Path:
+    command_environment.delenv("INGEST_WEBHOOK_URL", raising=False)
     return tmp_path / "home"
 
 

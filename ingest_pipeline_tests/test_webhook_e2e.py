@@ -2,7 +2,6 @@
 
 import http.server
 import json
-import os
 import socket
 import threading
 import time
@@ -70,11 +69,9 @@ class Receiver:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    for variable in ("INGEST_HOME", "INGEST_FILESPECS", "DAGSTER_HOME"):
-        monkeypatch.setenv(variable, os.environ.get(variable, ""))
-    monkeypatch.setenv("INGEST_UI_URL", UI_URL)
-    monkeypatch.delenv("INGEST_WEBHOOK_SECRET", raising=False)
+def home(tmp_path, command_environment) -> Path:
+    command_environment.setenv("INGEST_UI_URL", UI_URL)
+    command_environment.delenv("INGEST_WEBHOOK_SECRET", raising=False)
     return tmp_path / "home"
 
 

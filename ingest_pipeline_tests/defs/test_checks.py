@@ -1,6 +1,5 @@
 """The quality checks end to end: real uploads through `ingest-pipeline run` and the Dagster instance."""
 
-import os
 from pathlib import Path
 
 import duckdb
@@ -39,11 +38,9 @@ def write_roster(path: Path, rows: int, bad: int, extra_column: bool = False) ->
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A fresh home; the variables the command sets are restored afterwards."""
-    for variable in ("INGEST_HOME", "INGEST_FILESPECS", "DAGSTER_HOME", "INGEST_WEBHOOK_URL"):
-        monkeypatch.setenv(variable, os.environ.get(variable, ""))
-    monkeypatch.delenv("INGEST_WEBHOOK_URL")
+def home(tmp_path, command_environment) -> Path:
+    """A fresh home, with no webhook configured."""
+    command_environment.delenv("INGEST_WEBHOOK_URL", raising=False)
     return tmp_path / "home"
 
 
