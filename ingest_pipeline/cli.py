@@ -17,7 +17,6 @@ from pathlib import Path
 
 from ingest_pipeline.core.errors import FilespecError, IngestError
 from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_filespec, load_form_type
-from ingest_pipeline.core.prepare import TARGET_CHUNK_BYTES
 from ingest_pipeline.core.storage import AZURE_URI_SCHEME
 from ingest_pipeline.core.uploads import (
     COMPLETED,
@@ -161,7 +160,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     warehouse = Warehouse(home / "warehouse.duckdb")
     register_upload(warehouse, upload_id=upload_id, company_id=args.company, form_type=spec.form_type,
                     source=str(path.resolve()), sha256=sha256, size=size, filespec_version=spec.version)  # fmt: skip
-    in_process = args.executor == "in_process" or (args.executor == "auto" and size < TARGET_CHUNK_BYTES and args.chunk_rows is None)
+    from ingest_pipeline.defs.jobs import runs_in_process
+
+    in_process = args.executor == "in_process" or (args.executor == "auto" and runs_in_process(size) and args.chunk_rows is None)
     run_ingest_job(upload_id, source=str(path.resolve()), company_id=args.company, form_type=spec.form_type,
                    chunk_rows=args.chunk_rows, in_process=in_process, log_file=home / "logs" / f"run-{upload_id}.log",
                    report=args.report)  # fmt: skip
@@ -234,11 +235,11 @@ def command_line_run_config(in_process: bool, chunk_rows: int | None = None) -> 
     Home and filespecs are explicit in the run (and shown in the UI), not only in the environment,
     which step processes forked from an already started fork server would not see change.
     """
-    from ingest_pipeline.defs.jobs import IN_PROCESS_EXECUTION, MULTIPROCESS_EXECUTION
+    from ingest_pipeline.defs.jobs import execution_config
 
     run_config: dict = {
         "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-        "execution": IN_PROCESS_EXECUTION if in_process else MULTIPROCESS_EXECUTION,
+        "execution": execution_config(in_process),
         "resources": {"ingest_settings": {"config": {"home": str(resolve_home()), "filespecs": str(resolve_filespecs())}}},
     }
     for setting, variable in (("duckdb_memory_limit", "INGEST_DUCKDB_MEMORY_LIMIT"), ("work_dir", "INGEST_WORK_DIR")):
@@ -352,6 +353,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     configure_environment(home, filespecs)
     print(f"re-running {len(uploads)} upload(s) of {scope} under filespec version {spec.version}")
     completed = 0
+    from ingest_pipeline.defs.jobs import runs_in_process
+
     for before in uploads:
         upload_id, source = before["upload_id"], before["source"]
         if not source.startswith(AZURE_URI_SCHEME) and not Path(source).is_file():
@@ -360,7 +363,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             continue
         register_upload(warehouse, upload_id=upload_id, company_id=before["company_id"], form_type=spec.form_type,
                         source=source, sha256=before["sha256"], size=before["bytes"], filespec_version=spec.version)  # fmt: skip
-        in_process = before["bytes"] is not None and before["bytes"] < TARGET_CHUNK_BYTES
+        in_process = runs_in_process(before["bytes"])
         run_ingest_job(upload_id, source=source, company_id=before["company_id"], form_type=spec.form_type,
                        in_process=in_process, log_file=home / "logs" / f"run-{upload_id}.log", launched_by="backfill")  # fmt: skip
         after = get_upload(warehouse, upload_id)

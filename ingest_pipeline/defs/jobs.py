@@ -2,6 +2,7 @@
 
 from dagster import AssetSelection, define_asset_job
 
+from ingest_pipeline.core.prepare import TARGET_CHUNK_BYTES
 from ingest_pipeline.defs.assets import VALIDATE_JOB_NAME, chunk_scans, column_profiles, ingest_assets, upload_chunks
 from ingest_pipeline.defs.partitions import uploads_partitions
 
@@ -18,6 +19,16 @@ MULTIPROCESS_EXECUTION = {
     }
 }
 IN_PROCESS_EXECUTION = {"config": {"in_process": {}}}
+
+
+def runs_in_process(size_bytes: int | None) -> bool:
+    """An upload smaller than one chunk runs in one process: there is nothing to scan in parallel,
+    and process start-up would dominate. Used by the command line's `auto`, backfills and the sensor."""
+    return size_bytes is not None and size_bytes < TARGET_CHUNK_BYTES
+
+
+def execution_config(in_process: bool) -> dict:
+    return IN_PROCESS_EXECUTION if in_process else MULTIPROCESS_EXECUTION
 
 ingest_upload_job = define_asset_job(
     INGEST_JOB_NAME,

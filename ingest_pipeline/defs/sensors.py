@@ -31,11 +31,10 @@ from dagster import (
 from ingest_pipeline.core.discovery import DiscoveredBlob, DiscoveryCursor, DiscoverySettings, TickPlan, plan_tick
 from ingest_pipeline.core.errors import FilespecError, StorageError
 from ingest_pipeline.core.filespec import FileSpec, load_form_type
-from ingest_pipeline.core.prepare import TARGET_CHUNK_BYTES
 from ingest_pipeline.core.storage import BlobInfo, LandingStorage
 from ingest_pipeline.core.uploads import FAILED, QUEUED, compute_upload_id, get_upload, hash_stream, register_upload
 from ingest_pipeline.core.warehouse import Warehouse
-from ingest_pipeline.defs.jobs import ingest_upload_job
+from ingest_pipeline.defs.jobs import execution_config, ingest_upload_job, runs_in_process
 from ingest_pipeline.defs.partitions import uploads_partitions
 from ingest_pipeline.defs.resources import LandingStorageResource
 from ingest_pipeline.defs.settings import IngestSettings
@@ -278,8 +277,7 @@ BLOB_HASHES = BlobHashes()
 def upload_run_config(size: int) -> dict:
     """In process for an upload smaller than one chunk (as `ingest-pipeline run --executor auto`);
     otherwise one process per step, so that its chunks are scanned in parallel."""
-    executor = "in_process" if size < TARGET_CHUNK_BYTES else "multiprocess"
-    return {"execution": {"config": {executor: {}}}}
+    return {"execution": execution_config(runs_in_process(size))}
 
 
 def _has_run(context: SensorEvaluationContext, upload_id: str) -> bool:
