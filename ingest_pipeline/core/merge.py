@@ -13,7 +13,7 @@ import duckdb
 
 from ingest_pipeline.core.errors import WarehouseError
 from ingest_pipeline.core.filespec import FieldType, FileSpec
-from ingest_pipeline.core.judge import MESSAGE_SCHEMA, VALUE_LIMIT, field_label
+from ingest_pipeline.core.judge import MESSAGE_SCHEMA, QUOTED_VALUE_LIMIT, VALUE_LIMIT, field_label
 from ingest_pipeline.core.metrics import StageMetrics, read_all_metrics
 from ingest_pipeline.core.prepare import Manifest, UploadWorkspace
 from ingest_pipeline.core.scan import unique_raw_column
@@ -150,7 +150,9 @@ def _unique_messages(connection, spec: FileSpec, files: UploadFiles) -> None:
     for field in (f for f in spec.fields if f.unique):
         name, raw = quote_identifier(field.name), quote_identifier(unique_raw_column(field.name))
         label = field_label(field).replace("'", "''")
-        quoted_value = "replace(CASE WHEN length(trim(raw)) > 80 THEN left(trim(raw), 79) || '…' ELSE trim(raw) END, chr(10), ' ')"
+        # As judge.quoted quotes a cell in a sentence: shortened, line breaks as spaces.
+        limit = QUOTED_VALUE_LIMIT
+        quoted_value = f"replace(CASE WHEN length(trim(raw)) > {limit} THEN left(trim(raw), {limit - 1}) || '…' ELSE trim(raw) END, chr(10), ' ')"
         selects.append(f"""
             SELECT _row_number AS row_number, _line_number AS line_number, {sql_text(field.name)} AS field,
                    'unique' AS rule, {sql_text(field.severity.value)} AS severity, left(raw, {VALUE_LIMIT}) AS value,
