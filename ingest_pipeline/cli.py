@@ -23,6 +23,7 @@ from ingest_pipeline.core.uploads import (
     compute_upload_id,
     get_upload,
     hash_stream,
+    list_unfinished_uploads,
     list_uploads,
     register_upload,
 )
@@ -95,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="the .xlsx file to write")
     with_home(report)
 
+    sql = commands.add_parser("sql", help="query the warehouse read-only, waiting for writers instead of blocking them")
+    sql.add_argument("query", help="one SQL query, e.g. \"SELECT status, count(*) FROM ingest.uploads GROUP BY ALL\"")
+    sql.add_argument("--format", choices=["table", "csv"], default="table", help="table (default) or csv on stdout")
+    with_home(sql, filespecs=False)
+
     ui = commands.add_parser("ui", help="start the Dagster UI and daemon (sensor, queue) on the home's instance")
     ui.add_argument("--port", default="3000")
     with_home(ui)
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         handler = {"run": cmd_run, "status": cmd_status, "check-spec": cmd_check_spec, "generate": cmd_generate,
                    "ui": cmd_ui, "backfill": cmd_backfill,
-                   "report": cmd_report}[args.command]  # fmt: skip
+                   "report": cmd_report, "sql": cmd_sql}[args.command]  # fmt: skip
         return handler(args)
     except UsageError as error:
         return _fail_usage(str(error))
@@ -158,16 +164,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         sha256, size = hash_stream(stream)
     upload_id = compute_upload_id(args.company, spec.form_type, sha256)
     warehouse = Warehouse(home / "warehouse.duckdb")
-    register_upload(warehouse, upload_id=upload_id, company_id=args.company, form_type=spec.form_type,
-                    source=str(path.resolve()), sha256=sha256, size=size, filespec_version=spec.version)  # fmt: skip
-    from ingest_pipeline.defs.jobs import runs_in_process
+    with upload_lock(home, upload_id) as waited:
+        reconcile_dead_runs(home)
+        joined = waited and _finished_meanwhile(warehouse, upload_id)
+        if not joined:
+            register_upload(warehouse, upload_id=upload_id, company_id=args.company, form_type=spec.form_type,
+                            source=str(path.resolve()), sha256=sha256, size=size, filespec_version=spec.version)  # fmt: skip
+            from ingest_pipeline.defs.jobs import runs_in_process
 
-    in_process = args.executor == "in_process" or (args.executor == "auto" and runs_in_process(size) and args.chunk_rows is None)
-    run_ingest_job(upload_id, source=str(path.resolve()), company_id=args.company, form_type=spec.form_type,
-                   chunk_rows=args.chunk_rows, in_process=in_process, log_file=home / "logs" / f"run-{upload_id}.log",
-                   report=args.report)  # fmt: skip
+            in_process = args.executor == "in_process" or (
+                args.executor == "auto" and runs_in_process(size) and args.chunk_rows is None)  # fmt: skip
+            run_ingest_job(upload_id, source=str(path.resolve()), company_id=args.company, form_type=spec.form_type,
+                           chunk_rows=args.chunk_rows, in_process=in_process,
+                           log_file=home / "logs" / f"run-{upload_id}.log", report=args.report)  # fmt: skip
     upload = get_upload(warehouse, upload_id)
-    print(f"upload {upload_id}: {upload['status']}")
+    print(f"upload {upload_id}: {upload['status']}" + (" (ingested by the other process)" if joined else ""))
     if upload["rows_total"] is not None:
         print(f"  rows: {upload['rows_total']} total, {upload['rows_accepted']} accepted, {upload['rows_rejected']} rejected")
     from ingest_pipeline.core.client_report import report_path
@@ -178,6 +189,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ingest-pipeline: upload {upload_id} failed: {upload['error'] or 'see the Dagster run'}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def upload_lock(home: Path, upload_id: str):
+    """Held while this process ingests the upload; yields whether it had to wait for another process.
+
+    Two `ingest-pipeline run` of the same upload at once would share one work folder; the second
+    waits for the first instead (an flock: a killed holder releases it at once).
+    """
+    path = home / "locks" / f"upload-{upload_id}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as lock:
+        waited = False
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"upload {upload_id} is being ingested by another process; waiting for it to finish", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            waited = True
+        try:
+            yield waited
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _finished_meanwhile(warehouse: Warehouse, upload_id: str) -> bool:
+    """After waiting for another process: did it complete the upload? (If it failed, we run it ourselves.)"""
+    upload = get_upload(warehouse, upload_id)
+    return upload is not None and upload["status"] == COMPLETED
+
+
+def reconcile_dead_runs(home: Path) -> None:
+    """End the home's runs whose process died and fail the uploads they stranded (see defs/run_health.py)."""
+    from ingest_pipeline.defs.run_health import reconcile
+
+    configure_environment(home, None)
+    with open_dagster_instance() as instance:
+        done = reconcile(instance, Warehouse(home / "warehouse.duckdb"))
+    if done.dead_runs or done.failed_uploads:
+        print(f"ingest-pipeline: {done.summary()}", file=sys.stderr)
 
 
 def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: str, chunk_rows: int | None = None,
@@ -194,8 +245,11 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
     from ingest_pipeline.defs.partitions import uploads_partitions
 
     run_config = command_line_run_config(in_process=in_process, chunk_rows=chunk_rows)
+    from ingest_pipeline.core.processes import this_host
+    from ingest_pipeline.defs.run_health import HOST_TAG
+
     tags = {"dagster/partition": upload_id, "ingest/source": source, "ingest/company_id": company_id,
-            "ingest/form_type": form_type, "ingest/launched_by": launched_by}  # fmt: skip
+            "ingest/form_type": form_type, "ingest/launched_by": launched_by, HOST_TAG: this_host()}  # fmt: skip
     if report:
         from ingest_pipeline.defs.reports import INLINE_REPORT_TAG
 
@@ -351,6 +405,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     configure_environment(home, filespecs)
+    reconcile_dead_runs(home)
     print(f"re-running {len(uploads)} upload(s) of {scope} under filespec version {spec.version}")
     completed = 0
     from ingest_pipeline.defs.jobs import runs_in_process
@@ -361,11 +416,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             # Left as it was: a run would fail it in prepare and keep its published rows.
             print(f"upload {upload_id}: skipped, its source {source} no longer exists")
             continue
-        register_upload(warehouse, upload_id=upload_id, company_id=before["company_id"], form_type=spec.form_type,
-                        source=source, sha256=before["sha256"], size=before["bytes"], filespec_version=spec.version)  # fmt: skip
-        in_process = runs_in_process(before["bytes"])
-        run_ingest_job(upload_id, source=source, company_id=before["company_id"], form_type=spec.form_type,
-                       in_process=in_process, log_file=home / "logs" / f"run-{upload_id}.log", launched_by="backfill")  # fmt: skip
+        with upload_lock(home, upload_id):
+            register_upload(warehouse, upload_id=upload_id, company_id=before["company_id"], form_type=spec.form_type,
+                            source=source, sha256=before["sha256"], size=before["bytes"], filespec_version=spec.version)  # fmt: skip
+            run_ingest_job(upload_id, source=source, company_id=before["company_id"], form_type=spec.form_type,
+                           in_process=runs_in_process(before["bytes"]), log_file=home / "logs" / f"run-{upload_id}.log",
+                           launched_by="backfill")  # fmt: skip
         after = get_upload(warehouse, upload_id)
         counts = "/".join(_show(after[k]) for k in ("rows_total", "rows_accepted", "rows_rejected"))
         was = "/".join(_show(before[k]) for k in ("rows_total", "rows_accepted", "rows_rejected"))
@@ -383,6 +439,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     home = resolve_home(args.home)
     warehouse = Warehouse(home / "warehouse.duckdb")
+    # An upload whose run died shows failed, not processing; a dead run's orphaned step may even
+    # hold the warehouse lock, so a busy warehouse is reason enough to look.
+    if warehouse.path.exists() and (not warehouse.lock_free_within(0) or list_unfinished_uploads(warehouse)):
+        reconcile_dead_runs(home)
     if args.upload_id:
         upload = get_upload(warehouse, args.upload_id)
         if upload is None:
@@ -436,6 +496,33 @@ def _show(value: object) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ", timespec="seconds")
     return str(value)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """One read-only query, under the pipeline's shared lock: it waits while a stage writes, and
+    holds no writer up for longer than the query takes (unlike a connection opened outside)."""
+    import csv
+
+    import duckdb
+
+    warehouse = Warehouse(resolve_home(args.home) / "warehouse.duckdb")
+    if not warehouse.path.exists():
+        raise UsageError(f"no warehouse at {warehouse.path} yet")
+    with warehouse.connect(write=False) as connection:
+        try:
+            relation = connection.sql(args.query)
+            if relation is None:
+                raise UsageError("the query returned nothing; `sql` runs one read-only SELECT")
+            if args.format == "table":
+                print(relation)
+            else:
+                out = csv.writer(sys.stdout, lineterminator="\n")
+                out.writerow(relation.columns)
+                while batch := relation.fetchmany(10_000):
+                    out.writerows(batch)
+        except duckdb.Error as error:
+            raise UsageError(str(error).splitlines()[0]) from None
+    return EXIT_OK
 
 
 def cmd_check_spec(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from ingest_pipeline.defs.checks import ingest_checks
 from ingest_pipeline.defs.jobs import INGEST_JOB_NAME, ingest_upload_job, validate_upload_job
 from ingest_pipeline.defs.reports import REPORT_JOB_NAME, client_report, report_sensors, upload_report_job
 from ingest_pipeline.defs.resources import landing_storage_resource_from_env
+from ingest_pipeline.defs.run_health import dead_run_sensor
 from ingest_pipeline.defs.sensors import upload_sensor
 from ingest_pipeline.defs.settings import IngestSettings
 
@@ -14,7 +15,7 @@ defs = Definitions(
     assets=[*ingest_assets, client_report],
     asset_checks=ingest_checks,
     jobs=[ingest_upload_job, validate_upload_job, upload_report_job],
-    sensors=[upload_sensor, *report_sensors],
+    sensors=[upload_sensor, dead_run_sensor, *report_sensors],
     resources={"ingest_settings": IngestSettings(), "landing": landing_storage_resource_from_env()},
 )
 

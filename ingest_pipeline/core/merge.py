@@ -11,7 +11,9 @@ from pathlib import Path
 
 import duckdb
 
+from ingest_pipeline.core import faults
 from ingest_pipeline.core.errors import WarehouseError
+from ingest_pipeline.core.faults import fault_point
 from ingest_pipeline.core.filespec import FieldType, FileSpec
 from ingest_pipeline.core.judge import MESSAGE_SCHEMA, QUOTED_VALUE_LIMIT, VALUE_LIMIT, field_label
 from ingest_pipeline.core.metrics import StageMetrics, read_all_metrics
@@ -111,6 +113,7 @@ def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspa
             connection.execute("INSERT INTO upload_messages VALUES (?, ?, ?, ?, ?, ?, ?)",
                                [message[k] for k in MESSAGE_SCHEMA])  # fmt: skip
         connection.execute(f"COPY upload_messages TO {sql_text(str(files.upload_messages))} (FORMAT parquet)")
+        fault_point(faults.COLUMNS)
         if not manifest.chunks:
             _write_empty_profiles(connection, spec, files)
         else:
@@ -252,6 +255,7 @@ def write_findings(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, wor
         _delete_results(connection, spec, upload_id)
         connection.execute(f"INSERT INTO ingest.messages SELECT ?, {MESSAGE_COLUMNS} FROM ({files.all_messages()}) "
                            "ORDER BY row_number NULLS FIRST, line_number", [upload_id])  # fmt: skip
+        fault_point(faults.MERGE)
         if manifest.chunks:
             connection.execute(f"""
                 INSERT INTO ingest.rejects
@@ -302,6 +306,7 @@ def publish_results(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, wo
                 FROM {files.rows()} r ANTI JOIN read_parquet({sql_text(str(files.rejected_rows))}) x USING (_row_number)
             """, [upload_id])  # fmt: skip
             published = connection.execute(f"SELECT count(*) FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id]).fetchone()[0]
+        fault_point(faults.PUBLISH)
         connection.execute(
             "UPDATE ingest.uploads SET status = ?, error = NULL, finished_at = ?, stage = 'done' WHERE upload_id = ?",
             [COMPLETED, now(), upload_id],

@@ -15,7 +15,9 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ingest_pipeline.core import faults
 from ingest_pipeline.core.errors import SourceFileError
+from ingest_pipeline.core.faults import fault_point
 from ingest_pipeline.core.filespec import FileSpec, FormatKind
 from ingest_pipeline.core.records import (
     UTF8_BOM,
@@ -190,6 +192,7 @@ class _ChunkWriter:
             self._file.close()
             self.chunks.append(self._current)
             self._current, self._file = None, None
+            fault_point(faults.PREPARE)
 
 
 def default_chunk_rows(sample: bytes, records_in_sample: int) -> int:

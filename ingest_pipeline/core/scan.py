@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ingest_pipeline.core import faults
+from ingest_pipeline.core.faults import fault_point
 from ingest_pipeline.core.filespec import FileSpec, FormatKind
 from ingest_pipeline.core.judge import MESSAGE_SCHEMA, VALUE_LIMIT, ChunkJudge, ReferenceSnapshot, typed_column
 from ingest_pipeline.core.prepare import ChunkInfo, Manifest, UploadWorkspace
@@ -110,6 +112,7 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     workspace.scans.mkdir(parents=True, exist_ok=True)
     # lz4: these are short-lived work files, where write speed matters more than size.
     rows.write_parquet(workspace.scan_rows(chunk.index), compression="lz4")
+    fault_point(faults.SCAN)
     messages.write_parquet(workspace.scan_messages(chunk.index), compression="lz4")
     return ChunkScan(chunk.index, chunk.records, int(rows["_rejected"].sum()), messages.height)
 

@@ -76,23 +76,37 @@ def mark_failed(warehouse: Warehouse, upload_id: str, error: str) -> None:
     update_upload(warehouse, upload_id, status=FAILED, error=error, finished_at=now())
 
 
-def get_upload(warehouse: Warehouse, upload_id: str) -> dict | None:
+def mark_failed_if_unfinished(warehouse: Warehouse, upload_id: str, error: str) -> bool:
+    """End a queued or processing upload failed; returns whether it was still unfinished."""
+    with warehouse.transaction() as connection:
+        changed = connection.execute(
+            "UPDATE ingest.uploads SET status = ?, error = ?, finished_at = ? WHERE upload_id = ? AND status IN (?, ?) "
+            "RETURNING upload_id",
+            [FAILED, error, now(), upload_id, QUEUED, PROCESSING],
+        ).fetchall()
+    return bool(changed)
+
+
+_UPLOAD_SELECT = f"SELECT {UPLOAD_COLUMNS}, stage, chunks_total, chunks_done, run_id FROM ingest.uploads"
+
+
+def _select_uploads(warehouse: Warehouse, condition: str = "", parameters: list | None = None) -> list[dict]:
     with warehouse.connect(write=False) as connection:
-        cursor = connection.execute(
-            f"SELECT {UPLOAD_COLUMNS}, stage, chunks_total, chunks_done, run_id FROM ingest.uploads WHERE upload_id = ?",
-            [upload_id],
-        )
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip([d[0] for d in cursor.description], row, strict=True))
+        cursor = connection.execute(f"{_UPLOAD_SELECT} {condition}", parameters or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def list_unfinished_uploads(warehouse: Warehouse) -> list[dict]:
+    """The uploads still queued or processing."""
+    return _select_uploads(warehouse, "WHERE status IN (?, ?)", [QUEUED, PROCESSING])
+
+
+def get_upload(warehouse: Warehouse, upload_id: str) -> dict | None:
+    found = _select_uploads(warehouse, "WHERE upload_id = ?", [upload_id])
+    return found[0] if found else None
 
 
 def list_uploads(warehouse: Warehouse, limit: int | None = None) -> list[dict]:
-    with warehouse.connect(write=False) as connection:
-        cursor = connection.execute(
-            f"SELECT {UPLOAD_COLUMNS}, stage, chunks_total, chunks_done, run_id FROM ingest.uploads "
-            "ORDER BY received_at DESC, upload_id" + (f" LIMIT {int(limit)}" if limit else "")
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return _select_uploads(warehouse, "ORDER BY received_at DESC, upload_id" + (" LIMIT ?" if limit else ""),
+                           [int(limit)] if limit else [])  # fmt: skip

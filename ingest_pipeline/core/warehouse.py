@@ -5,15 +5,25 @@ while a writer holds it. Every connection here therefore takes an advisory lock 
 the database first: writers exclusively, readers shared. Dagster's `duckdb_writer` pool keeps the
 heavy merge steps to one at a time; this lock is what makes the short status writes from other
 steps, the sensor and the command line wait their turn instead of failing.
+
+Programs outside the pipeline (an analyst's `duckdb -readonly`, a dashboard) do not take that
+lock, only DuckDB's own: while one of them has the file open, a writer cannot. Writers therefore
+retry DuckDB's "Could not set lock" for up to `INGEST_WAREHOUSE_BUSY_SECONDS` (default 120) before
+giving up with one sentence; `ingest-pipeline sql` is a reader that takes the pipeline's lock and
+so never gets in a writer's way.
 """
 
 import contextlib
 import fcntl
+import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+
+from ingest_pipeline.core.errors import WarehouseError
 
 SCHEMA_DDL = """
 CREATE SCHEMA IF NOT EXISTS ingest;
@@ -99,6 +109,37 @@ UPLOAD_COLUMNS = (
 # The merge may work on files far larger than memory; DuckDB spills to this folder beyond the limit.
 DEFAULT_MEMORY_LIMIT = "2GB"
 LOCK_TIMEOUT_SECONDS = 3600.0
+BUSY_SECONDS_ENV = "INGEST_WAREHOUSE_BUSY_SECONDS"
+DEFAULT_BUSY_SECONDS = 120.0
+_MEMORY_LIMIT_RE = re.compile(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
+_DUCKDB_LOCK_CONFLICT = "Could not set lock"
+
+
+def check_memory_limit(memory_limit: str) -> str:
+    """A DuckDB memory limit such as `2GB` or `512MiB`; anything else is a usage error."""
+    if not _MEMORY_LIMIT_RE.fullmatch(memory_limit):
+        raise WarehouseError(f"the DuckDB memory limit {memory_limit!r} is not a size such as 2GB or 512MiB (INGEST_DUCKDB_MEMORY_LIMIT)")
+    return memory_limit.strip()
+
+
+def open_duckdb(path: str | Path, *, read_only: bool = False, memory_limit: str = DEFAULT_MEMORY_LIMIT,
+                temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose settings arrive as configuration values, never as SQL text, with no
+    progress bar (DuckDB would draw it on the command's stdout)."""
+    config = {"memory_limit": check_memory_limit(memory_limit)}
+    if temp_directory is not None:
+        config["temp_directory"] = str(temp_directory)
+    connection = duckdb.connect(str(path), read_only=read_only, config=config)
+    connection.execute("SET enable_progress_bar = false")
+    return connection
+
+
+def busy_seconds() -> float:
+    """How long a writer retries a warehouse that another program holds open (INGEST_WAREHOUSE_BUSY_SECONDS)."""
+    try:
+        return max(0.0, float(os.environ.get(BUSY_SECONDS_ENV) or DEFAULT_BUSY_SECONDS))
+    except ValueError:
+        return DEFAULT_BUSY_SECONDS
 
 
 class Warehouse:
@@ -106,7 +147,7 @@ class Warehouse:
 
     def __init__(self, path: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT):
         self.path = Path(path)
-        self.memory_limit = memory_limit
+        self.memory_limit = check_memory_limit(memory_limit)
         self._schema_ready = False
 
     @property
@@ -122,10 +163,8 @@ class Warehouse:
             try:
                 if not write and not self.path.exists():
                     write = True  # first use: create the file and tables so readers see empty tables
-                connection = duckdb.connect(str(self.path), read_only=not write)
+                connection = self._open(read_only=not write)
                 try:
-                    connection.execute(f"SET memory_limit = '{self.memory_limit}'")
-                    connection.execute(f"SET temp_directory = '{self.path.parent / 'duckdb_tmp'}'")
                     if write and not self._schema_ready:
                         connection.execute(SCHEMA_DDL)
                         self._schema_ready = True
@@ -134,6 +173,46 @@ class Warehouse:
                     connection.close()
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def lock_free_within(self, seconds: float) -> bool:
+        """Whether the pipeline's lock could be shared within `seconds` (a writer holds it exclusively)."""
+        if not self.lock_path.exists():
+            return True
+        deadline = time.monotonic() + seconds
+        with open(self.lock_path, "a+") as lock_file:
+            while True:
+                try:
+                    fcntl.flock(lock_file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(0.1)
+                    continue
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                return True
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting (with backoff, within `busy_seconds`) while a program outside the
+        pipeline holds DuckDB's own lock on it."""
+        deadline = time.monotonic() + busy_seconds()
+        pause = 0.05
+        while True:
+            try:
+                return open_duckdb(self.path, read_only=read_only, memory_limit=self.memory_limit,
+                                   temp_directory=self.path.parent / "duckdb_tmp")  # fmt: skip
+            except duckdb.IOException as error:
+                if _DUCKDB_LOCK_CONFLICT not in str(error):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    holder = re.search(r"held in (.+?) \(PID (\d+)\)", str(error))
+                    by = f" by {holder.group(1)} (pid {holder.group(2)})" if holder else ""
+                    raise WarehouseError(
+                        f"the warehouse {self.path} was held open{by} for more than {busy_seconds():.0f}s, so the "
+                        f"pipeline could not {'read' if read_only else 'write'} it; close long-lived connections "
+                        "to it, or query it with `ingest-pipeline sql`"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

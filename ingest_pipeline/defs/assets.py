@@ -21,6 +21,7 @@ from dagster import (
     Nothing,
     OpExecutionContext,
     asset,
+    get_dagster_logger,
     graph_asset,
     op,
 )
@@ -52,6 +53,7 @@ from ingest_pipeline.defs.settings import IngestSettings
 
 DUCKDB_WRITER_POOL = "duckdb_writer"
 INGEST_GROUP = "ingest"
+INGEST_JOB_NAME = "ingest_upload"
 VALIDATE_JOB_NAME = "validate_upload"
 
 
@@ -78,16 +80,44 @@ def upload_stage(
             yield metrics
     except IngestError as error:
         if track_lifecycle:
-            mark_failed(warehouse, upload_id, f"{stage}: {error}")
-            notify_upload_finished(warehouse, upload_id)
+            _end_failed(warehouse, upload_id, f"{stage}: {error}")
         raise Failure(description=str(error), allow_retries=False) from None
     except Failure:
         raise
     except Exception as error:
         if track_lifecycle:
-            mark_failed(warehouse, upload_id, f"{stage} failed unexpectedly ({type(error).__name__}: {error}).")
-            notify_upload_finished(warehouse, upload_id)
+            _end_failed(warehouse, upload_id, f"{stage} failed unexpectedly ({type(error).__name__}: {error}).")
         raise
+
+
+def _end_failed(warehouse: Warehouse, upload_id: str, error: str) -> None:
+    """Mark the upload failed, unless the warehouse itself is what failed: then the stage's own error
+    stands, and `dead_run_sensor` (or the next command) fails the upload once the run has ended."""
+    try:
+        mark_failed(warehouse, upload_id, error)
+    except Exception as cause:  # noqa: BLE001 - never hide the stage's error behind this one
+        get_dagster_logger().warning(f"could not mark upload {upload_id} failed now ({cause}); it will be reconciled")
+        return
+    notify_upload_finished(warehouse, upload_id)
+
+
+def _other_live_run(context: AssetExecutionContext) -> str | None:
+    """Another unfinished run already working on this upload (a second launch of the same upload)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from ingest_pipeline.defs.run_health import end_dead_runs
+
+    def others():
+        running = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+        filters = RunsFilter(tags={"dagster/partition": context.partition_key}, statuses=running)
+        return [r.dagster_run.run_id for r in context.instance.get_run_records(filters, limit=10)
+                if r.dagster_run.run_id != context.run_id and r.dagster_run.job_name in (INGEST_JOB_NAME, VALIDATE_JOB_NAME)]  # fmt: skip
+
+    if not others():
+        return None
+    end_dead_runs(context.instance)  # a crashed run that nobody ended yet does not count
+    found = others()
+    return found[0] if found else None
 
 
 class PrepareConfig(Config):
@@ -113,6 +143,13 @@ def upload_chunks(
         raise Failure(description=f"upload {upload_id} is not registered in {warehouse.path}; add it with the sensor or `ingest-pipeline run`")
     workspace = ingest_settings.workspace(upload_id)
     tracked = tracks_lifecycle(context)
+    other_run = _other_live_run(context)
+    if other_run is not None:
+        # Its work folder is in use: starting over here would delete the files under the other run.
+        raise Failure(
+            description=f"upload {upload_id} is already being processed by run {other_run}; this run stops "
+            "without touching it (its result will be the upload's)", allow_retries=False,
+        )  # fmt: skip
     with upload_stage(warehouse, upload_id, "prepare", track_lifecycle=tracked) as metrics:
         if tracked:
             update_upload(warehouse, upload_id, status=PROCESSING, stage="prepare", started_at=now(), finished_at=None,

@@ -3,10 +3,15 @@
 from dagster import AssetSelection, define_asset_job
 
 from ingest_pipeline.core.prepare import TARGET_CHUNK_BYTES
-from ingest_pipeline.defs.assets import VALIDATE_JOB_NAME, chunk_scans, column_profiles, ingest_assets, upload_chunks
+from ingest_pipeline.defs.assets import (
+    INGEST_JOB_NAME,
+    VALIDATE_JOB_NAME,
+    chunk_scans,
+    column_profiles,
+    ingest_assets,
+    upload_chunks,
+)
 from ingest_pipeline.defs.partitions import uploads_partitions
-
-INGEST_JOB_NAME = "ingest_upload"
 
 # Each step runs in its own process, so chunks are scanned in parallel. The processes fork from a
 # server that has already imported the pipeline: a step starts in a fraction of a second instead

@@ -9,7 +9,6 @@ are logged once as a warning and recorded as failed uploads with the reason; the
 See docs/storage-and-scaling.md.
 """
 
-import fcntl
 import os
 import threading
 import time
@@ -43,7 +42,6 @@ UPLOAD_SENSOR_INTERVAL_SECONDS = int(os.environ.get("INGEST_SENSOR_INTERVAL_SECO
 # A merge holds the warehouse lock for as long as it writes; a tick waits this long for it and
 # otherwise tries again next tick, rather than running into the sensor's time limit.
 WAREHOUSE_WAIT_SECONDS = 10.0
-RUN_KEY_TAG = "dagster/run_key"
 SHOWN_BLOBS = 5  # blobs named in one log line
 HANDLED, RETRY, HASHING = "handled", "retry", "hashing"  # what became of a settled blob this tick
 
@@ -84,7 +82,7 @@ def upload_sensor(
         return SensorResult(cursor=plan.next_cursor([]).to_json(), skip_reason=_skip_reason(plan, []))
 
     warehouse = ingest_settings.warehouse()
-    if not _lock_free_within(warehouse, WAREHOUSE_WAIT_SECONDS):
+    if not warehouse.lock_free_within(WAREHOUSE_WAIT_SECONDS):
         return SensorResult(
             cursor=plan.next_cursor([]).to_json(),
             skip_reason=f"the warehouse {warehouse.path} is busy (a merge is writing); trying again next tick",
@@ -186,10 +184,16 @@ def _handle_blob(
             f"{source} has the same bytes as {launched[upload_id].tags['ingest/source']}: one run, upload {upload_id}"
         )
         return HANDLED, None
-    if existing is None:
+    runs_before = _runs_of(context, upload_id)
+    if existing is not None and existing["status"] == FAILED:
+        # Landing again after a failure (a crash, a wrong file fixed by the client): run it again.
         register_upload(warehouse, upload_id=upload_id, company_id=item.company_id, form_type=item.form_type,
                         source=source, sha256=sha256, size=size, filespec_version=spec.version)  # fmt: skip
-    elif existing["status"] != QUEUED or _has_run(context, upload_id):
+        context.log.info(f"{source}: upload {upload_id} had failed ({existing['error']}); launching it again")
+    elif existing is None:
+        register_upload(warehouse, upload_id=upload_id, company_id=item.company_id, form_type=item.form_type,
+                        source=source, sha256=sha256, size=size, filespec_version=spec.version)  # fmt: skip
+    elif existing["status"] != QUEUED or runs_before:
         context.log.info(
             f"{source} has the same bytes as upload {upload_id} ({existing['status']}, from {existing['source']}); "
             "not launched again (`ingest-pipeline backfill` re-runs uploads)"
@@ -197,7 +201,9 @@ def _handle_blob(
         return HANDLED, None
     context.log.info(f"{source}: upload {upload_id} ({item.company_id}, {item.form_type}, {size} bytes) launched")
     return HANDLED, RunRequest(
-        run_key=upload_id,
+        # The first run of an upload is keyed by its id, so the same bytes landing twice run once;
+        # a relaunch after a failure gets the next key.
+        run_key=upload_id if not runs_before else f"{upload_id}.{runs_before + 1}",
         partition_key=upload_id,
         run_config=upload_run_config(size),
         tags={
@@ -280,27 +286,9 @@ def upload_run_config(size: int) -> dict:
     return {"execution": execution_config(runs_in_process(size))}
 
 
-def _has_run(context: SensorEvaluationContext, upload_id: str) -> bool:
-    """Whether a run was already launched for this run key (a queued upload still waiting in the queue)."""
-    return bool(context.instance.get_run_records(RunsFilter(tags={RUN_KEY_TAG: upload_id}), limit=1))
-
-
-def _lock_free_within(warehouse: Warehouse, seconds: float) -> bool:
-    """Whether the warehouse lock can be shared within `seconds` (a merge holds it exclusively)."""
-    if not warehouse.lock_path.exists():
-        return True
-    deadline = time.monotonic() + seconds
-    with open(warehouse.lock_path, "a+") as lock_file:
-        while True:
-            try:
-                fcntl.flock(lock_file, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.1)
-                continue
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-            return True
+def _runs_of(context: SensorEvaluationContext, upload_id: str) -> int:
+    """How many ingest runs this upload has had (a queued upload may have one waiting in the queue)."""
+    return context.instance.get_runs_count(RunsFilter(job_name=ingest_upload_job.name, tags={"dagster/partition": upload_id}))
 
 
 def _skip_reason(plan: TickPlan, handled: list[BlobInfo], hashing: BlobInfo | None = None) -> str:

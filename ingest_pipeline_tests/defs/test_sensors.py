@@ -113,7 +113,7 @@ def test_the_same_bytes_at_another_path_run_once(harness):
     # Later, while the first run is still waiting in the run queue: no second run.
     upload_id = roster_upload_id()
     harness.instance.add_run(DagsterRun(job_name="ingest_upload", run_id=str(uuid.uuid4()),
-                                        tags={"dagster/run_key": upload_id}))  # fmt: skip
+                                        tags={"dagster/run_key": upload_id, "dagster/partition": upload_id}))  # fmt: skip
     land(harness.home, "acme/employee_roster/c.csv", ROSTER)
     harness.tick()
     assert not harness.tick().run_requests
@@ -123,8 +123,25 @@ def test_the_same_bytes_at_another_path_run_once(harness):
     land(harness.home, "acme/employee_roster/d.csv", ROSTER)
     harness.tick()
     assert not harness.tick().run_requests
+
     upload = get_upload(harness.warehouse, upload_id)
     assert upload["status"] == COMPLETED and upload["source"].endswith("acme/employee_roster/a.csv")
+
+
+def test_a_failed_upload_landing_again_is_launched_again_under_a_new_run_key(harness):
+    """After a crash (or any failure) the client, or an operator, drops the file again: it runs again."""
+    land(harness.home, "acme/employee_roster/a.csv", ROSTER)
+    harness.tick()
+    [first] = harness.tick().run_requests
+    upload_id = roster_upload_id()
+    harness.instance.add_run(DagsterRun(job_name="ingest_upload", run_id=str(uuid.uuid4()),
+                                        tags={"dagster/run_key": first.run_key, "dagster/partition": upload_id}))  # fmt: skip
+    update_upload(harness.warehouse, upload_id, status=FAILED, error="The run stopped unexpectedly.")
+    land(harness.home, "acme/employee_roster/a-again.csv", ROSTER)
+    harness.tick()
+    [again] = harness.tick().run_requests
+    assert (again.partition_key, again.run_key) == (upload_id, f"{upload_id}.2")
+    assert get_upload(harness.warehouse, upload_id)["status"] == QUEUED
 
 
 def test_an_unknown_form_type_is_reported_once_and_recorded_failed(harness, capsys):
