@@ -1,9 +1,10 @@
 """Fault points: named places where the fault-injection tests stop or kill a stage on purpose.
 
-A no-op unless `INGEST_FAULT_POINT` names the point (set only by the tests): then the process
-writes its pid to `INGEST_FAULT_MARKER` (so a test knows the moment has come and whom to kill)
-and, by `INGEST_FAULT_ACTION`, pauses until it is killed (`pause`, the default) or kills itself
-with SIGKILL (`kill`: an OOM kill or an evicted pod, with no chance to clean up).
+A no-op unless `INGEST_FAULT_POINT` names the point (set only by the tests): then the first
+process to get there creates `INGEST_FAULT_MARKER` holding its pid (so a test knows the moment
+has come and whom to kill; later arrivals, e.g. a re-run, go through) and, by
+`INGEST_FAULT_ACTION`, pauses until it is killed (`pause`, the default) or kills itself with
+SIGKILL (`kill`: an OOM kill or an evicted pod, with no chance to clean up).
 """
 
 import os
@@ -29,8 +30,11 @@ def fault_point(name: str) -> None:
         return
     marker = os.environ.get(MARKER_ENV)
     if marker:
-        with open(marker, "a") as out:
-            out.write(f"{os.getpid()}\n")
+        try:  # one shot: the first process to get here takes the fault, later runs go through
+            with open(marker, "x") as out:
+                out.write(f"{os.getpid()}\n")
+        except FileExistsError:
+            return
     if os.environ.get(ACTION_ENV, "pause") == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     while True:  # until killed
