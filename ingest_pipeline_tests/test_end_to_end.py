@@ -103,13 +103,19 @@ def test_the_same_upload_twice_leaves_the_tables_as_one_run_would(home, tmp_path
         (["run", "{file}", "--company", "acme", "--form-type", "unknown_form"], "unknown form type 'unknown_form'"),
         (["run", "{file}", "--company", "acme"], "the following arguments are required: --form-type"),
         (["run", "{file}", "--company", "a/b", "--form-type", "employee_roster"], "company id 'a/b' must be"),
+        (["run", "{file}", "--company", "..", "--form-type", "employee_roster"], "company id '..' must be"),
+        (["run", "{file}", "--company", ".", "--form-type", "employee_roster"], "company id '.' must be"),
+        (["run", "{file}", "--company", "", "--form-type", "employee_roster"], "company id '' must be"),
+        (["generate", "--form-type", "employee_roster", "--rows", "1", "--out", "{file}", "--company", ".."],
+         "company id '..' must be"),  # fmt: skip
+        (["backfill", "--form-type", "employee_roster", "--company", "../x"], "company id '../x' must be"),
         (["run", "{file}", "--company", "acme", "--form-type", "employee_roster", "--chunk-rows", "0"], "--chunk-rows must be 1 or more"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(home, tmp_path, capsys, args, message):
     upload = write_roster(tmp_path / "roster.csv", [roster_line(1)])
-    code = main([a.replace("{file}", str(upload)) for a in args] + (["--home", str(home)] if args[0] == "run" else []))
+    code = main([a.replace("{file}", str(upload)) for a in args] + (["--home", str(home)] if args[0] != "frobnicate" else []))
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err

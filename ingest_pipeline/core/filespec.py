@@ -20,8 +20,9 @@ from ingest_pipeline.core.errors import FilespecError, UnknownFormTypeError
 
 FORM_TYPE_RE = re.compile(r"[a-z][a-z0-9_]*")
 FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-LOOKUP_RE = re.compile(r"(ref|company)\.([A-Za-z0-9_\-]+)\.(.+)")
-ENRICH_LOOKUP_RE = re.compile(r"(ref|company)\.([A-Za-z0-9_\-]+)")
+TABLE_NAME_RE = re.compile(r"[A-Za-z0-9_\-]+")  # a reference table: one file name, never a path
+LOOKUP_RE = re.compile(rf"(ref|company)\.({TABLE_NAME_RE.pattern})\.(.+)")
+ENRICH_LOOKUP_RE = re.compile(rf"(ref|company)\.({TABLE_NAME_RE.pattern})")
 ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp1252")
 DEFAULT_DATE_FORMAT = "%Y-%m-%d"
 DEFAULT_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
