@@ -142,6 +142,25 @@ def test_check_spec(tmp_path, capsys):
     assert "broken.yaml: fields[0] (a): unknown key 'minimun'" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00", "spec.yaml: is a binary file"),
+        (b"form_type: spec\nfields: [{name: a}]\nfields: [{name: b}]\n", "spec.yaml: line 3: duplicate key 'fields'"),
+        (b"form_type: spec\nversion: 99999999999999999999999\nfields: [{name: a}]\n", "spec.yaml: version: must be at most"),
+        (b"form_type: spec\nfields: [{name: a, pattern: '[[:digit:]]'}]\n", "spec.yaml: fields[0] (a).pattern: pattern"),
+        (b"form_type: spec\nfeilds: [{name: a}]\n", "spec.yaml: top level: unknown key 'feilds'"),
+    ],
+)
+def test_check_spec_refuses_in_one_line(tmp_path, capsys, content, expected):
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes(content)
+    assert main(["check-spec", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ingest-pipeline: error: {spec}") and expected in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_one_failed_chunk_is_re_executed_without_redoing_the_others(home, tmp_path, capsys):
     """Multiprocess run whose chunk 2 fails; re-executing from failure runs only that chunk and what follows."""
     upload = write_roster(tmp_path / "roster.csv", [roster_line(i) for i in range(1, 10)])
