@@ -171,17 +171,18 @@ class DiscoveredBlob:
         problem: Why it cannot be ingested (one sentence), or None when it can. Blobs with a
             problem are reported once and recorded as failed; the sensor adds problems of its own
             (an unreadable filespec).
+        to_read: Whether the sensor reads (hashes) the blob. False when its name or metadata rule
+            it out for good (refused by the storage, outside the layout, a company id or form type
+            that is not one): it is then reported unread and takes none of the hashing budget. A
+            blob of a well-formed but unknown form type is read, so that once its filespec exists a
+            backfill can ingest it.
     """
 
     blob: BlobInfo
     company_id: str
     form_type: str
     problem: str | None = None
-
-    @property
-    def readable(self) -> bool:
-        """False for an entry the storage refused (`BlobInfo.refused`): it is reported without being read."""
-        return self.blob.refused is None
+    to_read: bool = True
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def classify_blob(blob: BlobInfo, known_form_types: Collection[str]) -> Discover
     if blob.refused is not None:
         company_id = path_company if path_company and is_company_id(path_company) else UNKNOWN
         form_type = path_form_type if path_form_type and FORM_TYPE_RE.fullmatch(path_form_type) else UNKNOWN
-        return DiscoveredBlob(blob, company_id, form_type, f"{blob.path!r} {blob.refused}")
+        return DiscoveredBlob(blob, company_id, form_type, f"{blob.path!r} {blob.refused}", to_read=False)
     metadata = {key.lower(): value.strip() for key, value in blob.metadata.items()}
     company_id = metadata.get(METADATA_COMPANY_ID) or path_company
     form_type = metadata.get(METADATA_FORM_TYPE) or path_form_type
@@ -218,14 +219,19 @@ def classify_blob(blob: BlobInfo, known_form_types: Collection[str]) -> Discover
             form_type_named,
             f"the path {blob.path!r} is not <company_id>/<form_type>/<file>, and the blob's metadata "
             "does not name its company_id and form_type",
+            to_read=False,
         )
     company_problem = company_id_problem(company_id)
     if company_problem is not None:
-        return DiscoveredBlob(blob, UNKNOWN, form_type_named, company_problem)
+        return DiscoveredBlob(blob, UNKNOWN, form_type_named, company_problem, to_read=False)
     if form_type_named == UNKNOWN or form_type not in known_form_types:
         known = ", ".join(sorted(known_form_types)) or "none"
         return DiscoveredBlob(
-            blob, company_id, form_type_named, f"unknown form type {form_type!r} (known form types: {known})"
+            blob,
+            company_id,
+            form_type_named,
+            f"unknown form type {form_type!r} (known form types: {known})",
+            to_read=form_type_named != UNKNOWN,
         )
     return DiscoveredBlob(blob, company_id, form_type)
 
@@ -252,13 +258,13 @@ class TickPlan:
         """The settled blobs to handle this tick, oldest first.
 
         Blobs to hash: at most `max_blobs_per_tick` and `max_hash_bytes_per_tick` bytes, but
-        always the first one, however large. Entries the storage refused are never read, so they
-        take none of that budget: all of them are handled (reported) at once.
+        always the first one, however large. Blobs reported unread (`to_read` False) take none
+        of that budget: all of them are handled at once.
         """
         chosen: list[DiscoveredBlob] = []
         hashed, total, full = 0, 0, False
         for item in self.settled:
-            if not item.readable:
+            if not item.to_read:
                 chosen.append(item)
                 continue
             full = full or hashed >= self.settings.max_blobs_per_tick or (

@@ -6,8 +6,9 @@ hashes its bytes (streamed), registers the upload in `ingest.uploads` as queued,
 `uploads` partition and requests one run keyed by the upload id. Blobs that cannot be ingested
 (a path outside `<company_id>/<form_type>/<file>`, an unknown form type, an unreadable filespec)
 are logged once as a warning and recorded as failed uploads with the reason; they launch nothing.
-Entries the landing storage refuses to read (symbolic links, names that are not plain paths; see
-`ingest_pipeline.core.storage`) are reported the same way without being read or hashed.
+Those ruled out by their name or metadata alone (symbolic links and other entries the landing
+storage refuses, see `ingest_pipeline.core.storage`; paths outside the layout; company ids that
+break the rule) are reported without being read or hashed.
 See docs/storage-and-scaling.md.
 """
 
@@ -157,9 +158,10 @@ def _handle_blob(
     """
     blob = item.blob
     source = storage.source_uri(blob.path)
-    if not item.readable:
-        # Refused by the storage (a link, not a regular file, a name that is not a plain path):
-        # reported without being read, so it neither leaves the landing root nor costs hashing.
+    if not item.to_read:
+        # Its name or metadata rule it out for good (a link, a name that is not a plain path, a
+        # company id that is not one, ...): reported without being read, so that it neither
+        # leaves the landing root nor costs hashing.
         upload_id = unread_upload_id(item.company_id, item.form_type, source, blob.etag)
         context.log.warning(f"{source} is not ingested: {item.problem}.")
         if get_upload(warehouse, upload_id) is None:

@@ -184,9 +184,11 @@ def test_classify_by_path_with_metadata_overriding(path, metadata, company, form
     found = classify_blob(blob(path, **metadata), KNOWN)
     assert (found.company_id, found.form_type) == (company, form_type)
     if problem is None:
-        assert found.problem is None
+        assert found.problem is None and found.to_read
     else:
         assert problem in found.problem
+        # Read (hashed) only when a backfill could ingest it later: a well-formed form type without a filespec.
+        assert found.to_read == (problem.startswith("unknown form type") and form_type != UNKNOWN)
 
 
 def refused(path: str, reason: str = "is a symbolic link", at: datetime = T0, **metadata: str) -> BlobInfo:
@@ -206,7 +208,7 @@ def refused(path: str, reason: str = "is a symbolic link", at: datetime = T0, **
 )
 def test_an_entry_the_storage_refused_is_reported_by_its_own_path(entry, company, form_type):
     found = classify_blob(entry, KNOWN)
-    assert (found.company_id, found.form_type, found.readable) == (company, form_type, False)
+    assert (found.company_id, found.form_type, found.to_read) == (company, form_type, False)
     assert found.problem == f"{entry.path!r} {entry.refused}"
 
 

@@ -147,6 +147,10 @@ def test_an_unknown_form_type_is_reported_once_and_recorded_failed(harness, caps
         ).fetchall()
     assert [(c, f, s) for c, f, s, _ in rows] == [("acme", "timesheets", FAILED), ("unknown", "unknown", FAILED)]
     assert rows[0][3].startswith("Not ingested: unknown form type 'timesheets'")
+    # Hashed (a backfill can run it once the filespec exists) vs. reported from its path alone.
+    with duckdb.connect(str(harness.home / "warehouse.duckdb"), read_only=True) as connection:
+        hashed = connection.execute("SELECT form_type, sha256 IS NOT NULL FROM ingest.uploads ORDER BY 1").fetchall()
+    assert hashed == [("timesheets", True), ("unknown", False)]
 
     for _ in range(2):
         assert not harness.tick().run_requests
@@ -395,4 +399,5 @@ def test_hostile_blob_names_and_metadata_in_azure_are_never_attributed_to_anothe
     assert "company id '../globex' must be" in by_source["evilco/employee_roster/f.csv"][5]
     assert "company id '..' must be" in by_source["inbox/g.csv"][5]
     assert "unknown form type '../employee_roster'" in by_source["evilco/employee_roster/h.csv"][5]
+    assert all(row[4] is None for row in failed)  # ruled out by name or metadata: none was read
     assert not harness.tick().run_requests and not logged_warnings(capsys)
