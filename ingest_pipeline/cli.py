@@ -15,6 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ingest_pipeline.core.companies import company_id_problem
 from ingest_pipeline.core.errors import FilespecError, IngestError
 from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_filespec, load_form_type
 from ingest_pipeline.core.storage import AZURE_URI_SCHEME
@@ -31,7 +32,6 @@ from ingest_pipeline.core.warehouse import Warehouse
 from ingest_pipeline.defs.settings import PROJECT_ROOT, resolve_filespecs, resolve_home
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-COMPANY_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
 class UsageError(Exception):
@@ -151,8 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
-    if not args.company or not set(args.company) <= COMPANY_ID_CHARS:
-        raise UsageError(f"company id {args.company!r} must be letters, digits, '_', '-' or '.'")
+    _check_company(args.company)
     if args.chunk_rows is not None and args.chunk_rows < 1:
         raise UsageError("--chunk-rows must be 1 or more")
     if not FORM_TYPE_RE.fullmatch(args.form_type):
@@ -229,6 +228,13 @@ def reconcile_dead_runs(home: Path) -> None:
         done = reconcile(instance, Warehouse(home / "warehouse.duckdb"))
     if done.dead_runs or done.failed_uploads:
         print(f"ingest-pipeline: {done.summary()}", file=sys.stderr)
+
+
+def _check_company(company_id: str | None) -> None:
+    """The company id rule of the sensor and the reference lookup (`core/companies.py`), as a usage error."""
+    problem = company_id_problem(company_id) if company_id is not None else None
+    if problem is not None:
+        raise UsageError(problem)
 
 
 def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: str, chunk_rows: int | None = None,
@@ -380,6 +386,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     home, filespecs = resolve_home(args.home), resolve_filespecs(args.filespecs)
     if not FORM_TYPE_RE.fullmatch(args.form_type):
         raise UsageError(f"{args.form_type!r} is not a form type name ([a-z][a-z0-9_]*)")
+    _check_company(args.company)
     try:
         since = dt.date.fromisoformat(args.since) if args.since else None
     except ValueError:
@@ -412,6 +419,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     for before in uploads:
         upload_id, source = before["upload_id"], before["source"]
+        if before["sha256"] is None:
+            # Recorded without being read (a symbolic link, a refused name): there is nothing to re-run.
+            print(f"upload {upload_id}: skipped, its source {source} was never read ({before['error']})")
+            continue
         if not source.startswith(AZURE_URI_SCHEME) and not Path(source).is_file():
             # Left as it was: a run would fail it in prepare and keep its published rows.
             print(f"upload {upload_id}: skipped, its source {source} no longer exists")
@@ -538,6 +549,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError("--rows must be 0 or more")
     if not 0 <= args.error_rate <= 1:
         raise UsageError("--error-rate must be between 0 and 1")
+    _check_company(args.company)
     home, filespecs = resolve_home(args.home), resolve_filespecs(args.filespecs)
     spec = load_form_type(args.form_type, filespecs)
     summary = generate_upload(spec, args.rows, Path(args.out), error_rate=args.error_rate, seed=args.seed,

@@ -101,3 +101,24 @@ def test_backfill_lists_partition_keys_and_reports_what_it_cannot_run(env, tmp_p
     assert run(home, filespecs, "backfill", "--form-type", "timesheets") == 2
     assert "unknown form type 'timesheets'" in capsys.readouterr().err
     assert run(home, filespecs, "backfill", "--form-type", "employee_roster", "--since", "last week") == 2
+
+
+def test_backfill_skips_an_entry_that_was_reported_without_being_read(env, tmp_path, capsys):
+    """A symbolic link in the landing folder is recorded failed, unread; a backfill must not read it either."""
+    from ingest_pipeline.core.uploads import FAILED, register_upload, unread_upload_id
+    from ingest_pipeline.core.warehouse import Warehouse
+
+    home, filespecs = env
+    secret = tmp_path / "secret.csv"
+    secret.write_text(roster("Zed"))
+    link = home / "landing" / "evilco" / "employee_roster" / "x.csv"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+    upload_id = unread_upload_id("evilco", "employee_roster", str(link), "etag")
+    register_upload(Warehouse(home / "warehouse.duckdb"), upload_id=upload_id, company_id="evilco",
+                    form_type="employee_roster", source=str(link), sha256=None, size=None, filespec_version=None,
+                    status=FAILED, error="Not ingested: 'evilco/employee_roster/x.csv' is a symbolic link.")  # fmt: skip
+    assert run(home, filespecs, "backfill", "--form-type", "employee_roster") == 1
+    assert f"upload {upload_id}: skipped, its source {link} was never read" in capsys.readouterr().out
+    assert query(home, "SELECT status, rows_total FROM ingest.uploads") == [(FAILED, None)]
+    assert not (home / "work" / upload_id).exists()

@@ -103,13 +103,19 @@ def test_the_same_upload_twice_leaves_the_tables_as_one_run_would(home, tmp_path
         (["run", "{file}", "--company", "acme", "--form-type", "unknown_form"], "unknown form type 'unknown_form'"),
         (["run", "{file}", "--company", "acme"], "the following arguments are required: --form-type"),
         (["run", "{file}", "--company", "a/b", "--form-type", "employee_roster"], "company id 'a/b' must be"),
+        (["run", "{file}", "--company", "..", "--form-type", "employee_roster"], "company id '..' must be"),
+        (["run", "{file}", "--company", ".", "--form-type", "employee_roster"], "company id '.' must be"),
+        (["run", "{file}", "--company", "", "--form-type", "employee_roster"], "company id '' must be"),
+        (["generate", "--form-type", "employee_roster", "--rows", "1", "--out", "{file}", "--company", ".."],
+         "company id '..' must be"),  # fmt: skip
+        (["backfill", "--form-type", "employee_roster", "--company", "../x"], "company id '../x' must be"),
         (["run", "{file}", "--company", "acme", "--form-type", "employee_roster", "--chunk-rows", "0"], "--chunk-rows must be 1 or more"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(home, tmp_path, capsys, args, message):
     upload = write_roster(tmp_path / "roster.csv", [roster_line(1)])
-    code = main([a.replace("{file}", str(upload)) for a in args] + (["--home", str(home)] if args[0] == "run" else []))
+    code = main([a.replace("{file}", str(upload)) for a in args] + (["--home", str(home)] if args[0] != "frobnicate" else []))
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
@@ -134,6 +140,25 @@ def test_check_spec(tmp_path, capsys):
     assert main(["check-spec", str(broken)]) == 2
     err = capsys.readouterr().err
     assert "broken.yaml: fields[0] (a): unknown key 'minimun'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00", "spec.yaml: is a binary file"),
+        (b"form_type: spec\nfields: [{name: a}]\nfields: [{name: b}]\n", "spec.yaml: line 3: duplicate key 'fields'"),
+        (b"form_type: spec\nversion: 99999999999999999999999\nfields: [{name: a}]\n", "spec.yaml: version: must be at most"),
+        (b"form_type: spec\nfields: [{name: a, pattern: '[[:digit:]]'}]\n", "spec.yaml: fields[0] (a).pattern: pattern"),
+        (b"form_type: spec\nfeilds: [{name: a}]\n", "spec.yaml: top level: unknown key 'feilds'"),
+    ],
+)
+def test_check_spec_refuses_in_one_line(tmp_path, capsys, content, expected):
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes(content)
+    assert main(["check-spec", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ingest-pipeline: error: {spec}") and expected in err
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_one_failed_chunk_is_re_executed_without_redoing_the_others(home, tmp_path, capsys):

@@ -21,11 +21,11 @@ passes the oldest candidate left untracked, so nothing is skipped, only postpone
 """
 
 import json
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ingest_pipeline.core.companies import company_id_problem, is_company_id
 from ingest_pipeline.core.filespec import FORM_TYPE_RE
 from ingest_pipeline.core.storage import BlobInfo, parse_landing_path
 
@@ -36,7 +36,6 @@ SETTLE_MIN_AGE = "min_age"  # settled once last modified at least `min_age_secon
 SETTLE_RULES = (SETTLE_UNCHANGED, SETTLE_MIN_AGE)
 METADATA_COMPANY_ID = "company_id"
 METADATA_FORM_TYPE = "form_type"
-COMPANY_ID_RE = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
@@ -167,15 +166,23 @@ class DiscoveredBlob:
     """A settled, new blob, with the company and form type it is for.
 
     Attributes:
+        company_id: Valid by the company id rule, or UNKNOWN.
+        form_type: A form type name (`[a-z][a-z0-9_]*`, perhaps without a filespec), or UNKNOWN.
         problem: Why it cannot be ingested (one sentence), or None when it can. Blobs with a
             problem are reported once and recorded as failed; the sensor adds problems of its own
             (an unreadable filespec).
+        to_read: Whether the sensor reads (hashes) the blob. False when its name or metadata rule
+            it out for good (refused by the storage, outside the layout, a company id or form type
+            that is not one): it is then reported unread and takes none of the hashing budget. A
+            blob of a well-formed but unknown form type is read, so that once its filespec exists a
+            backfill can ingest it.
     """
 
     blob: BlobInfo
     company_id: str
     form_type: str
     problem: str | None = None
+    to_read: bool = True
 
 
 @dataclass(frozen=True)
@@ -191,29 +198,40 @@ def classify_blob(blob: BlobInfo, known_form_types: Collection[str]) -> Discover
     overridden by its metadata `company_id` / `form_type` (Azure; either key alone works).
 
     A blob whose metadata names both may lie anywhere. When the company or form type cannot
-    be told, `UNKNOWN` stands in for it and `problem` says why.
+    be told, `UNKNOWN` stands in for it and `problem` says why; a company id that breaks the
+    company id rule, or a form type that is not a form type name, is never recorded as one.
+    An entry the storage refused is attributed by its path alone, never by its metadata.
     """
-    metadata = {key.lower(): value.strip() for key, value in blob.metadata.items()}
     parsed = parse_landing_path(blob.path)
     path_company, path_form_type = (parsed[0], parsed[1]) if parsed else (None, None)
+    if blob.refused is not None:
+        company_id = path_company if path_company and is_company_id(path_company) else UNKNOWN
+        form_type = path_form_type if path_form_type and FORM_TYPE_RE.fullmatch(path_form_type) else UNKNOWN
+        return DiscoveredBlob(blob, company_id, form_type, f"{blob.path!r} {blob.refused}", to_read=False)
+    metadata = {key.lower(): value.strip() for key, value in blob.metadata.items()}
     company_id = metadata.get(METADATA_COMPANY_ID) or path_company
     form_type = metadata.get(METADATA_FORM_TYPE) or path_form_type
+    form_type_named = form_type if form_type and FORM_TYPE_RE.fullmatch(form_type) else UNKNOWN
     if company_id is None or form_type is None:
         return DiscoveredBlob(
             blob,
-            company_id or UNKNOWN,
-            form_type or UNKNOWN,
+            company_id if company_id and is_company_id(company_id) else UNKNOWN,
+            form_type_named,
             f"the path {blob.path!r} is not <company_id>/<form_type>/<file>, and the blob's metadata "
             "does not name its company_id and form_type",
+            to_read=False,
         )
-    if not COMPANY_ID_RE.fullmatch(company_id) or company_id in (".", ".."):
-        return DiscoveredBlob(
-            blob, company_id, form_type, f"company id {company_id!r} must be letters, digits, '_', '-' or '.'"
-        )
-    if not FORM_TYPE_RE.fullmatch(form_type) or form_type not in known_form_types:
+    company_problem = company_id_problem(company_id)
+    if company_problem is not None:
+        return DiscoveredBlob(blob, UNKNOWN, form_type_named, company_problem, to_read=False)
+    if form_type_named == UNKNOWN or form_type not in known_form_types:
         known = ", ".join(sorted(known_form_types)) or "none"
         return DiscoveredBlob(
-            blob, company_id, form_type, f"unknown form type {form_type!r} (known form types: {known})"
+            blob,
+            company_id,
+            form_type_named,
+            f"unknown form type {form_type!r} (known form types: {known})",
+            to_read=form_type_named != UNKNOWN,
         )
     return DiscoveredBlob(blob, company_id, form_type)
 
@@ -237,16 +255,25 @@ class TickPlan:
     next_watermark: float | None
 
     def within_budget(self) -> list[DiscoveredBlob]:
-        """The settled blobs to hash this tick, oldest first: at most `max_blobs_per_tick` and
-        `max_hash_bytes_per_tick` bytes, but always the first one, however large."""
+        """The settled blobs to handle this tick, oldest first.
+
+        Blobs to hash: at most `max_blobs_per_tick` and `max_hash_bytes_per_tick` bytes, but
+        always the first one, however large. Blobs reported unread (`to_read` False) take none
+        of that budget: all of them are handled at once.
+        """
         chosen: list[DiscoveredBlob] = []
-        total = 0
+        hashed, total, full = 0, 0, False
         for item in self.settled:
-            if len(chosen) >= self.settings.max_blobs_per_tick:
-                break
-            if chosen and total + item.blob.size > self.settings.max_hash_bytes_per_tick:
-                break
+            if not item.to_read:
+                chosen.append(item)
+                continue
+            full = full or hashed >= self.settings.max_blobs_per_tick or (
+                hashed > 0 and total + item.blob.size > self.settings.max_hash_bytes_per_tick
+            )
+            if full:
+                continue  # and every later blob to hash: oldest first, none overtakes
             chosen.append(item)
+            hashed += 1
             total += item.blob.size
         return chosen
 

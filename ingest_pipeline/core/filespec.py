@@ -4,9 +4,14 @@ A filespec is written by hand, so every mistake in one must come back as a singl
 naming the file, the key and the problem. YAML is read with every scalar kept as text (PyYAML's
 BaseLoader, plus YAML's nulls): `enum: [yes, no, 01]` then means the texts "yes", "no" and "01",
 as a user means them, and pydantic turns the keys that are numbers or booleans into those types.
+Beyond the models, loading refuses what YAML or the models would otherwise take silently: a key
+given twice in one mapping (YAML keeps the last), a binary or non-UTF-8 file, numbers beyond
+what they are stored in (`version` is 32-bit, integer bounds 64-bit, decimal bounds the contract's
+digits within a double's range), and `header` / `delimiter` / `quote` written for a fixed-width file.
 """
 
 import datetime as dt
+import math
 import re
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -20,14 +25,19 @@ from ingest_pipeline.core.errors import FilespecError, UnknownFormTypeError
 
 FORM_TYPE_RE = re.compile(r"[a-z][a-z0-9_]*")
 FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-LOOKUP_RE = re.compile(r"(ref|company)\.([A-Za-z0-9_\-]+)\.(.+)")
-ENRICH_LOOKUP_RE = re.compile(r"(ref|company)\.([A-Za-z0-9_\-]+)")
+TABLE_NAME_RE = re.compile(r"[A-Za-z0-9_\-]+")  # a reference table: one file name, never a path
+LOOKUP_RE = re.compile(rf"(ref|company)\.({TABLE_NAME_RE.pattern})\.(.+)")
+ENRICH_LOOKUP_RE = re.compile(rf"(ref|company)\.({TABLE_NAME_RE.pattern})")
 ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp1252")
 DEFAULT_DATE_FORMAT = "%Y-%m-%d"
 DEFAULT_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 DEFAULT_TRUE_TEXTS = ("true", "yes", "y", "1")
 DEFAULT_FALSE_TEXTS = ("false", "no", "n", "0")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MAX = 2**31 - 1  # `version` is stored in an INTEGER column; counts and positions stay far below
+INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+DECIMAL_TEXT = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")  # the contract's decimal: no exponent, NaN or infinity
+DELIMITED_ONLY_KEYS = ("header", "delimiter", "quote")
 
 
 class FieldType(StrEnum):
@@ -86,7 +96,7 @@ class RecordFormat(_Strict):
     def _not_negative(cls, value: int) -> int:
         if value < 0:
             raise ValueError("must be 0 or more")
-        return value
+        return _at_most_int32(value)
 
     @model_validator(mode="after")
     def _delimiter_differs_from_quote(self) -> "RecordFormat":
@@ -133,14 +143,14 @@ class FieldSpec(_Strict):
     def _positive(cls, value: int | None) -> int | None:
         if value is not None and value < 1:
             raise ValueError("must be 1 or more")
-        return value
+        return _at_most_int32(value)
 
     @field_validator("min_length", "max_length")
     @classmethod
     def _length(cls, value: int | None) -> int | None:
         if value is not None and value < 0:
             raise ValueError("must be 0 or more")
-        return value
+        return _at_most_int32(value)
 
     @field_validator("pattern")
     @classmethod
@@ -178,7 +188,7 @@ class FieldSpec(_Strict):
                 raise ValueError(f"format applies to date, datetime and boolean fields, not {self.type.value}")
         if self.type == FieldType.BOOLEAN and isinstance(self.format, dict):
             keys = {str(k).strip().lower() for k in self.format}
-            if keys != {"true", "false"}:
+            if keys != {"true", "false"} or len(self.format) != 2:  # `true` and `True` too: one would be lost
                 raise ValueError("format of a boolean field must have exactly the keys true and false")
         if self.type in (FieldType.DATE, FieldType.DATETIME):
             _check_strftime(self.date_format)
@@ -219,15 +229,26 @@ class FieldSpec(_Strict):
         text = text.strip()
         try:
             if self.type == FieldType.INTEGER:
-                if not re.fullmatch(r"[+-]?[0-9]+", text):
+                if not INTEGER_TEXT.fullmatch(text):
                     raise ValueError
-                return int(text)
+                value = int(text)
+                if not INT64_MIN <= value <= INT64_MAX:
+                    raise _OutOfRange(f"{key} {text!r} is outside the 64-bit range of an integer field")
+                return value
             if self.type == FieldType.DECIMAL:
-                return Decimal(text)
+                # The cell text a decimal accepts, and within the range of the values it becomes.
+                if not DECIMAL_TEXT.fullmatch(text):
+                    raise ValueError
+                value = Decimal(text)
+                if not math.isfinite(float(value)):
+                    raise _OutOfRange(f"{key} {text!r} is beyond the range of a decimal field (about 1.8e308)")
+                return value
             if self.type == FieldType.DATE:
                 return _parse_date_bound(text, self.date_format, datetime=False)
             if self.type == FieldType.DATETIME:
                 return _parse_date_bound(text, self.date_format, datetime=True)
+        except _OutOfRange:
+            raise
         except (ValueError, InvalidOperation):
             raise ValueError(f"{key} {text!r} is not a valid {self.type.value}") from None
         return None
@@ -305,7 +326,7 @@ class FileSpec(_Strict):
     def _version(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be 1 or more")
-        return value
+        return _at_most_int32(value)
 
     @field_validator("fields")
     @classmethod
@@ -363,6 +384,10 @@ class FileSpec(_Strict):
         return tables
 
 
+class _OutOfRange(ValueError):
+    """A bound written well but beyond what the field's values can be."""
+
+
 class _LocatedError(ValueError):
     """A validation error that knows its own location below the model raising it."""
 
@@ -373,6 +398,12 @@ class _LocatedError(ValueError):
 
 def _located(loc: tuple, message: str) -> _LocatedError:
     return _LocatedError(loc, message)
+
+
+def _at_most_int32(value: int | None) -> int | None:
+    if value is not None and value > INT32_MAX:
+        raise ValueError(f"must be at most {INT32_MAX}")
+    return value
 
 
 def _parse_date_bound(text: str, fmt: str, datetime: bool) -> dt.date | dt.datetime:
@@ -410,7 +441,7 @@ def check_pattern_dialect(pattern: str) -> None:
     for opener, what in _NON_PORTABLE_GROUPS.items():
         if opener in _strip_escapes(pattern):
             raise ValueError(f"pattern {pattern!r} uses {what}, which the regex dialect (Python re ∩ RE2) does not allow")
-    index, in_class = 0, False
+    index, in_class, class_start = 0, False, 0
     while index < len(pattern):
         char = pattern[index]
         if char == "\\" and index + 1 < len(pattern):
@@ -419,10 +450,18 @@ def check_pattern_dialect(pattern: str) -> None:
                 raise ValueError(f"pattern {pattern!r} uses \\{escaped}, which the regex dialect (Python re ∩ RE2) does not allow")
             index += 2
             continue
-        if char == "[" and not in_class:
+        if in_class:
+            if char == "]" and index > class_start:  # a ']' first in the class is a literal ']' in both
+                in_class = False
+            elif char == "[":
+                # RE2 reads [[:digit:]] as a POSIX class, Python re as '[', ':', 'd', ... then ']'.
+                raise ValueError(
+                    f"pattern {pattern!r} has '[' inside a character class (a POSIX class such as [[:digit:]], "
+                    "or a nested set), which Python re and RE2 read differently; write \\[ for a literal '['"
+                )
+        elif char == "[":
             in_class = True
-        elif char == "]" and in_class:
-            in_class = False
+            class_start = index + 1 + pattern.startswith("^", index + 1)
         elif not in_class and char == "+" and index > 0 and pattern[index - 1] in "*+?}" and not _escaped(pattern, index - 1):
             raise ValueError(f"pattern {pattern!r} uses a possessive quantifier, which the regex dialect does not allow")
         elif not in_class and pattern.startswith("(?", index):
@@ -471,9 +510,11 @@ def parse_filespec(raw: Any, origin: str) -> FileSpec:
     if not isinstance(raw, dict):
         raise FilespecError(f"{origin}: a filespec must be a YAML mapping with form_type, format and fields")
     try:
-        return FileSpec.model_validate(raw)
+        spec = FileSpec.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
+        errors = error.errors()
+        # An unknown key explains the rest: `feilds:` is why `fields` is missing.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = tuple(part for part in first["loc"] if part not in ("function-after", "function-before"))
         message = first["msg"].removeprefix("Value error, ")
         context = first.get("ctx", {}).get("error")
@@ -486,32 +527,84 @@ def parse_filespec(raw: Any, origin: str) -> FileSpec:
             message = "is required"
         where = _format_location(loc, raw) or "top level"
         raise FilespecError(f"{origin}: {where}: {message}") from None
+    # Written for a fixed-width file, these would be silently ignored: a sign of a mistake. (Checked
+    # on what the user wrote, not in the model, which a dump with every default must load again.)
+    written_format = raw.get("format")
+    if spec.format.kind == FormatKind.FIXED_WIDTH and isinstance(written_format, dict):
+        for key in DELIMITED_ONLY_KEYS:
+            if key in written_format:
+                raise FilespecError(f"{origin}: format.{key}: applies to delimited files only, not to kind fixed_width")
+    return spec
 
 
 def load_filespec(path: str | Path) -> FileSpec:
-    """Read and validate one filespec YAML file."""
+    """Read and validate one filespec YAML file; every problem is one line naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise FilespecError(f"{path}: no such filespec file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise FilespecError(f"{path}: cannot be read ({error})") from None
+    except OSError as error:
+        raise FilespecError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise FilespecError(f"{path}: is UTF-16 text; a filespec is a UTF-8 YAML file")
+    if b"\x00" in data:
+        raise FilespecError(f"{path}: is a binary file (byte 0x00 at offset {data.index(0)}), not a YAML filespec")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FilespecError(
+            f"{path}: is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            "a filespec is a UTF-8 YAML file"
+        ) from None
     try:
         raw = yaml.load(text, Loader=FilespecLoader)
+    except _DuplicateKeyError as error:
+        raise FilespecError(f"{path}: line {error.problem_mark.line + 1}: {error.problem}") from None
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1
+        raise FilespecError(
+            f"{path}: line {line}: holds the character #x{error.character:04x}, which YAML does not allow "
+            "(is it a binary file?)"
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "somewhere"
-        problem = getattr(error, "problem", None) or str(error)
-        raise FilespecError(f"{path}: not valid YAML at {where}: {problem}") from None
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())  # one line
+        raise FilespecError(f"{path}: not valid YAML{where}: {problem}") from None
     spec = parse_filespec(raw, str(path))
     if spec.form_type != path.stem:
         raise FilespecError(f"{path}: form_type {spec.form_type!r} must equal the file's name {path.stem!r}")
     return spec
 
 
+class _DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping that names a key twice; YAML would silently keep only the last."""
+
+
 class FilespecLoader(yaml.BaseLoader):
-    """YAML with every scalar kept as text, except YAML's nulls (`~`, `null`, nothing) when unquoted."""
+    """YAML with every scalar kept as text, except YAML's nulls (`~`, `null`, nothing) when unquoted.
+
+    A key given twice in one mapping is an error: YAML keeps the last silently, which is exactly
+    the typo (a rule written twice, the first lost) that the contract forbids.
+    """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            seen: set = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:
+                    continue  # an unhashable key: the base constructor says so
+                if duplicate:
+                    raise _DuplicateKeyError(
+                        None, None, f"duplicate key {key!r} (YAML would silently keep only the last one)",
+                        key_node.start_mark,
+                    )  # fmt: skip
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 FilespecLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])

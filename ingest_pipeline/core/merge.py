@@ -19,6 +19,7 @@ from ingest_pipeline.core.judge import MESSAGE_SCHEMA, QUOTED_VALUE_LIMIT, VALUE
 from ingest_pipeline.core.metrics import StageMetrics, read_all_metrics
 from ingest_pipeline.core.prepare import Manifest, UploadWorkspace
 from ingest_pipeline.core.scan import unique_raw_column
+from ingest_pipeline.core.sql import scratch_duckdb, sql_read_parquet, sql_text
 from ingest_pipeline.core.uploads import COMPLETED, FAILED, now
 from ingest_pipeline.core.warehouse import Warehouse, quote_identifier
 
@@ -32,12 +33,8 @@ SQL_TYPES = {
 }
 
 
-def sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _parquet(paths: list[Path]) -> str:
-    return "read_parquet([" + ", ".join(sql_text(str(p)) for p in paths) + "], union_by_name = true)"
+    return sql_read_parquet(paths, union_by_name=True)
 
 
 @dataclass
@@ -74,10 +71,10 @@ class UploadFiles:
     counts = property(lambda self: self.workspace.columns / "counts.json")
 
     def all_messages(self) -> str:
-        parts = [f"SELECT * FROM read_parquet({sql_text(str(self.upload_messages))})"]
+        parts = [f"SELECT * FROM {sql_read_parquet(self.upload_messages)}"]
         if self.manifest.chunks:
             parts += [f"SELECT * FROM {self.chunk_messages()}",
-                      f"SELECT * FROM read_parquet({sql_text(str(self.unique_messages))})"]  # fmt: skip
+                      f"SELECT * FROM {sql_read_parquet(self.unique_messages)}"]  # fmt: skip
         return " UNION ALL ".join(parts)
 
     def check_present(self) -> None:
@@ -87,12 +84,12 @@ class UploadFiles:
 
 
 def scratch_connection(workspace: UploadWorkspace, memory_limit: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for work on Parquet files, spilling to the upload's work folder."""
-    connection = duckdb.connect()
-    connection.execute(f"SET memory_limit = '{memory_limit}'")
-    connection.execute(f"SET temp_directory = {sql_text(str(workspace.root / 'duckdb_tmp'))}")
-    connection.execute("SET preserve_insertion_order = false")
-    return connection
+    """An in-memory DuckDB for work on Parquet files, spilling to the upload's work folder.
+
+    The settings are connection config values, never SQL text: the memory limit comes from the
+    environment and the folder from the home or work folder's name.
+    """
+    return scratch_duckdb(memory_limit, workspace.root / "duckdb_tmp")
 
 
 MESSAGE_COLUMNS = ", ".join(MESSAGE_SCHEMA)
@@ -123,10 +120,10 @@ def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspa
                 COPY (
                     SELECT _row_number FROM {files.rows()} WHERE _rejected
                     UNION
-                    SELECT row_number FROM read_parquet({sql_text(str(files.unique_messages))}) WHERE severity = 'error'
+                    SELECT row_number FROM {sql_read_parquet(files.unique_messages)} WHERE severity = 'error'
                 ) TO {sql_text(str(files.rejected_rows))} (FORMAT parquet)
             """)  # fmt: skip
-        rejected = connection.execute(f"SELECT count(*) FROM read_parquet({sql_text(str(files.rejected_rows))})").fetchone()[0]
+        rejected = connection.execute(f"SELECT count(*) FROM {sql_read_parquet(files.rejected_rows)}").fetchone()[0]
         messages, errors, warnings = connection.execute(
             f"SELECT count(*), count(*) FILTER (severity = 'error'), count(*) FILTER (severity = 'warning') FROM ({files.all_messages()})"
         ).fetchone()
@@ -183,7 +180,7 @@ def _column_summary(connection, spec: FileSpec, files: UploadFiles) -> None:
         SELECT field, count(*) FILTER (severity = 'error') AS errors, count(*) FILTER (severity = 'warning') AS warnings,
                count(*) FILTER (rule = 'type') AS type_failures
         FROM (SELECT field, severity, rule FROM {files.chunk_messages()}
-              UNION ALL SELECT field, severity, rule FROM read_parquet({sql_text(str(files.unique_messages))}))
+              UNION ALL SELECT field, severity, rule FROM {sql_read_parquet(files.unique_messages)})
         WHERE field IS NOT NULL GROUP BY field
     """)  # fmt: skip
     selects = []
@@ -260,10 +257,10 @@ def write_findings(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, wor
             connection.execute(f"""
                 INSERT INTO ingest.rejects
                 SELECT ?, r._row_number, r._line_number, r._raw
-                FROM {files.rows()} r SEMI JOIN read_parquet({sql_text(str(files.rejected_rows))}) x USING (_row_number)
+                FROM {files.rows()} r SEMI JOIN {sql_read_parquet(files.rejected_rows)} x USING (_row_number)
                 ORDER BY r._row_number
             """, [upload_id])  # fmt: skip
-        connection.execute(f"INSERT INTO ingest.column_summary SELECT ?, * FROM read_parquet({sql_text(str(files.column_summary))})",
+        connection.execute(f"INSERT INTO ingest.column_summary SELECT ?, * FROM {sql_read_parquet(files.column_summary)}",
                            [upload_id])  # fmt: skip
         if metrics:
             connection.executemany(
@@ -303,7 +300,7 @@ def publish_results(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, wo
             connection.execute(f"""
                 INSERT INTO {results_table(spec)} BY NAME
                 SELECT ? AS _upload_id, {selected}
-                FROM {files.rows()} r ANTI JOIN read_parquet({sql_text(str(files.rejected_rows))}) x USING (_row_number)
+                FROM {files.rows()} r ANTI JOIN {sql_read_parquet(files.rejected_rows)} x USING (_row_number)
             """, [upload_id])  # fmt: skip
             published = connection.execute(f"SELECT count(*) FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id]).fetchone()[0]
         fault_point(faults.PUBLISH)

@@ -7,24 +7,41 @@ layout, so that the sample form types work on a fresh home. What an upload used 
 into its work folder when it is prepared, so reruns of later stages judge it the same way.
 """
 
+import os
 from pathlib import Path
 
 import polars as pl
 
+from ingest_pipeline.core.companies import company_id_problem
 from ingest_pipeline.core.errors import ReferenceDataError
-from ingest_pipeline.core.filespec import FileSpec
+from ingest_pipeline.core.filespec import TABLE_NAME_RE, FileSpec
 
 
 def reference_relpath(scope: str, table: str, company_id: str) -> Path:
+    """`ref/<table>.csv` or `company/<company_id>/<table>.csv`; ReferenceDataError for a company id or
+    table name that could name anything but one file of that folder (`..`, a '/', ...)."""
+    if not TABLE_NAME_RE.fullmatch(table):
+        raise ReferenceDataError(f"reference table name {table!r} must be letters, digits, '_' or '-'")
     if scope == "ref":
         return Path("ref") / f"{table}.csv"
+    problem = company_id_problem(company_id)
+    if problem is not None:
+        raise ReferenceDataError(f"reference data of company.{table} cannot be looked up: {problem}")
     return Path("company") / company_id / f"{table}.csv"
 
 
 def find_reference_table(scope: str, table: str, company_id: str, home: Path, filespecs_dir: Path) -> Path:
-    """The CSV file of `<scope>.<table>` for this company, or ReferenceDataError naming where it was sought."""
+    """The CSV file of `<scope>.<table>` for this company, or ReferenceDataError naming where it was sought.
+
+    Only files inside `<home>/reference/` and `<filespecs>/reference/` are ever looked at.
+    """
     relpath = reference_relpath(scope, table, company_id)
     candidates = [Path(home) / "reference" / relpath, Path(filespecs_dir) / "reference" / relpath]
+    for base, candidate in zip((Path(home), Path(filespecs_dir)), candidates, strict=True):
+        # Belt and braces: whatever the names, the path may not leave its reference folder.
+        folder = os.path.normpath(base / "reference")
+        if os.path.commonpath([folder, os.path.normpath(candidate)]) != folder:
+            raise ReferenceDataError(f"reference table {scope}.{table} would be read from outside {folder}")
     for candidate in candidates:
         if candidate.is_file():
             return candidate

@@ -42,6 +42,7 @@ from ingest_pipeline.core.errors import IngestError
 from ingest_pipeline.core.filespec import FieldSpec, FieldType, FileSpec, FormatKind
 from ingest_pipeline.core.judge import MESSAGE_SCHEMA
 from ingest_pipeline.core.records import split_raw_record
+from ingest_pipeline.core.sql import open_duckdb, sql_read_parquet
 from ingest_pipeline.core.warehouse import UPLOAD_COLUMNS, Warehouse
 
 EXCEL_MAX_ROWS = 1_048_576
@@ -130,15 +131,10 @@ def write_upload_report(
     with tempfile.TemporaryDirectory(prefix=".report-", dir=out.parent) as work_name:
         work_dir = Path(work_name)
         upload = _copy_upload_rows(warehouse, upload_id, work_dir)
-        config = {
-            "memory_limit": warehouse.memory_limit,
-            "temp_directory": str(work_dir / "duckdb_tmp"),
-        }
-        with duckdb.connect(config=config) as snapshot:
-            snapshot.execute("SET enable_progress_bar = false")  # library code: nothing on the terminal
+        with open_duckdb(memory_limit=warehouse.memory_limit, temp_directory=work_dir / "duckdb_tmp") as snapshot:
             for table in ("messages", "rejects", "column_summary"):
-                parquet = str(work_dir / f"{table}.parquet").replace("'", "''")
-                snapshot.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{parquet}')")
+                parquet = sql_read_parquet(work_dir / f"{table}.parquet")
+                snapshot.execute(f"CREATE VIEW {table} AS SELECT * FROM {parquet}")
             workbook = Workbook(write_only=True)
             summary_sheet = workbook.create_sheet(SHEET_SUMMARY)  # first in the workbook, written last
             notes = _write_problems(workbook.create_sheet(SHEET_PROBLEMS), snapshot, spec)

@@ -18,6 +18,13 @@ def compute_upload_id(company_id: str, form_type: str, sha256: str) -> str:
     return digest[:UPLOAD_ID_LENGTH]
 
 
+def unread_upload_id(company_id: str, form_type: str, source: str, etag: str) -> str:
+    """The id of an entry recorded without being read (one the landing storage refuses): from where
+    it is and its version, since its bytes are never read. The same entry always gets the same id."""
+    where = hashlib.sha256(f"unread\n{source}\n{etag}".encode()).hexdigest()
+    return compute_upload_id(company_id, form_type, where)
+
+
 def hash_stream(stream: BinaryIO) -> tuple[str, int]:
     """SHA-256 (hex) and size of a stream, read in blocks (never whole into memory)."""
     digest = hashlib.sha256()

@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from ingest_pipeline.core.errors import WarehouseError
+from ingest_pipeline.core.sql import checked_memory_limit, open_duckdb
 
 SCHEMA_DDL = """
 CREATE SCHEMA IF NOT EXISTS ingest;
@@ -111,27 +112,7 @@ DEFAULT_MEMORY_LIMIT = "2GB"
 LOCK_TIMEOUT_SECONDS = 3600.0
 BUSY_SECONDS_ENV = "INGEST_WAREHOUSE_BUSY_SECONDS"
 DEFAULT_BUSY_SECONDS = 120.0
-_MEMORY_LIMIT_RE = re.compile(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
 _DUCKDB_LOCK_CONFLICT = "Could not set lock"
-
-
-def check_memory_limit(memory_limit: str) -> str:
-    """A DuckDB memory limit such as `2GB` or `512MiB`; anything else is a usage error."""
-    if not _MEMORY_LIMIT_RE.fullmatch(memory_limit):
-        raise WarehouseError(f"the DuckDB memory limit {memory_limit!r} is not a size such as 2GB or 512MiB (INGEST_DUCKDB_MEMORY_LIMIT)")
-    return memory_limit.strip()
-
-
-def open_duckdb(path: str | Path, *, read_only: bool = False, memory_limit: str = DEFAULT_MEMORY_LIMIT,
-                temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection whose settings arrive as configuration values, never as SQL text, with no
-    progress bar (DuckDB would draw it on the command's stdout)."""
-    config = {"memory_limit": check_memory_limit(memory_limit)}
-    if temp_directory is not None:
-        config["temp_directory"] = str(temp_directory)
-    connection = duckdb.connect(str(path), read_only=read_only, config=config)
-    connection.execute("SET enable_progress_bar = false")
-    return connection
 
 
 def busy_seconds() -> float:
@@ -147,7 +128,7 @@ class Warehouse:
 
     def __init__(self, path: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT):
         self.path = Path(path)
-        self.memory_limit = check_memory_limit(memory_limit)
+        self.memory_limit = checked_memory_limit(memory_limit)
         self._schema_ready = False
 
     @property

@@ -160,7 +160,9 @@ def upload_chunks(
         reference_rows = snapshot_reference_data(
             spec, upload["company_id"], ingest_settings.home_path, ingest_settings.filespecs_path, workspace.reference
         )
-        with open_source(upload["source"], landing.azure_container_client_factory) as stream:
+        # A source in the landing folder is opened as the sensor listed it: no link followed.
+        landing_root = ingest_settings.home_path / "landing"
+        with open_source(upload["source"], landing.azure_container_client_factory, landing_root) as stream:
             manifest = prepare_chunks(
                 stream, spec, workspace, upload_id=upload_id, company_id=upload["company_id"], source=upload["source"],
                 chunk_rows=config.chunk_rows, expected_sha256=upload["sha256"],

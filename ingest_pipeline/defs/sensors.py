@@ -6,6 +6,9 @@ hashes its bytes (streamed), registers the upload in `ingest.uploads` as queued,
 `uploads` partition and requests one run keyed by the upload id. Blobs that cannot be ingested
 (a path outside `<company_id>/<form_type>/<file>`, an unknown form type, an unreadable filespec)
 are logged once as a warning and recorded as failed uploads with the reason; they launch nothing.
+Those ruled out by their name or metadata alone (symbolic links and other entries the landing
+storage refuses, see `ingest_pipeline.core.storage`; paths outside the layout; company ids that
+break the rule) are reported without being read or hashed.
 See docs/storage-and-scaling.md.
 """
 
@@ -31,7 +34,15 @@ from ingest_pipeline.core.discovery import DiscoveredBlob, DiscoveryCursor, Disc
 from ingest_pipeline.core.errors import FilespecError, StorageError
 from ingest_pipeline.core.filespec import FileSpec, load_form_type
 from ingest_pipeline.core.storage import BlobInfo, LandingStorage
-from ingest_pipeline.core.uploads import FAILED, QUEUED, compute_upload_id, get_upload, hash_stream, register_upload
+from ingest_pipeline.core.uploads import (
+    FAILED,
+    QUEUED,
+    compute_upload_id,
+    get_upload,
+    hash_stream,
+    register_upload,
+    unread_upload_id,
+)
 from ingest_pipeline.core.warehouse import Warehouse
 from ingest_pipeline.defs.jobs import execution_config, ingest_upload_job, runs_in_process
 from ingest_pipeline.defs.partitions import uploads_partitions
@@ -145,6 +156,17 @@ def _handle_blob(
     """
     blob = item.blob
     source = storage.source_uri(blob.path)
+    if not item.to_read:
+        # Its name or metadata rule it out for good (a link, a name that is not a plain path, a
+        # company id that is not one, ...): reported without being read, so that it neither
+        # leaves the landing root nor costs hashing.
+        upload_id = unread_upload_id(item.company_id, item.form_type, source, blob.etag)
+        context.log.warning(f"{source} is not ingested: {item.problem}.")
+        if get_upload(warehouse, upload_id) is None:
+            register_upload(warehouse, upload_id=upload_id, company_id=item.company_id, form_type=item.form_type,
+                            source=source, sha256=None, size=None, filespec_version=None, status=FAILED,
+                            error=f"Not ingested: {item.problem}.")  # fmt: skip
+        return HANDLED, None
     try:
         hashed = BLOB_HASHES.result((source, blob.etag), lambda: storage.open_blob(blob.path), hash_timeout)
     except StorageError as error:

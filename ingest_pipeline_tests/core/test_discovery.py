@@ -158,7 +158,22 @@ def test_an_unhandled_settled_blob_is_tried_again():
         ("stray.csv", {}, UNKNOWN, UNKNOWN, "is not <company_id>/<form_type>/<file>"),
         ("acme/employee_roster/2024/jan.csv", {}, UNKNOWN, UNKNOWN, "is not <company_id>/<form_type>/<file>"),
         ("acme/timesheets/t.csv", {}, "acme", "timesheets", "unknown form type 'timesheets'"),
-        ("ac me/payroll/p.csv", {}, "ac me", "payroll", "company id 'ac me'"),
+        # A company id that breaks the rule is named in the problem, never recorded as a company.
+        ("ac me/payroll/p.csv", {}, UNKNOWN, "payroll", "company id 'ac me' must be"),
+        (".x/payroll/p.csv", {}, UNKNOWN, "payroll", "company id '.x' must be"),
+        ("-x/payroll/p.csv", {}, UNKNOWN, "payroll", "company id '-x' must be"),
+        # Metadata overrides with traversal values are refused, not followed to another company.
+        ("evilco/payroll/p.csv", {"company_id": ".."}, UNKNOWN, "payroll", "company id '..' must be"),
+        ("evilco/payroll/p.csv", {"company_id": "."}, UNKNOWN, "payroll", "company id '.' must be"),
+        ("evilco/payroll/p.csv", {"company_id": "../globex"}, UNKNOWN, "payroll", "company id '../globex' must be"),
+        ("evilco/payroll/p.csv", {"company_id": "globex/x"}, UNKNOWN, "payroll", "company id 'globex/x' must be"),
+        ("evilco/payroll/p.csv", {"company_id": "a" * 101}, UNKNOWN, "payroll", "must be 1 to 100 letters"),
+        ("evilco/payroll/p.csv", {"form_type": "../payroll"}, "evilco", UNKNOWN, "unknown form type '../payroll'"),
+        ("inbox/p.csv", {"company_id": "..", "form_type": "payroll"}, UNKNOWN, "payroll", "company id '..' must be"),
+        # Names that are not plain paths never parse as the layout.
+        ("acme/../globex/p.csv", {}, UNKNOWN, UNKNOWN, "is not <company_id>/<form_type>/<file>"),
+        ("acme/./p.csv", {}, UNKNOWN, UNKNOWN, "is not <company_id>/<form_type>/<file>"),
+        ("acme\\payroll\\p.csv", {}, UNKNOWN, UNKNOWN, "is not <company_id>/<form_type>/<file>"),
         ("inbox/p.csv", {"company_id": "globex", "form_type": "payroll"}, "globex", "payroll", None),
         ("acme/payroll/p.csv", {"Company_Id": "globex"}, "globex", "payroll", None),
         ("acme/payroll/p.csv", {"form_type": "employee_roster"}, "acme", "employee_roster", None),
@@ -169,9 +184,45 @@ def test_classify_by_path_with_metadata_overriding(path, metadata, company, form
     found = classify_blob(blob(path, **metadata), KNOWN)
     assert (found.company_id, found.form_type) == (company, form_type)
     if problem is None:
-        assert found.problem is None
+        assert found.problem is None and found.to_read
     else:
         assert problem in found.problem
+        # Read (hashed) only when a backfill could ingest it later: a well-formed form type without a filespec.
+        assert found.to_read == (problem.startswith("unknown form type") and form_type != UNKNOWN)
+
+
+def refused(path: str, reason: str = "is a symbolic link", at: datetime = T0, **metadata: str) -> BlobInfo:
+    return BlobInfo(path=path, size=7, etag=f"{path}-link", last_modified=at, metadata=metadata, refused=reason)
+
+
+@pytest.mark.parametrize(
+    ("entry", "company", "form_type"),
+    [
+        (refused("evilco/employee_roster/x.csv"), "evilco", "employee_roster"),
+        (refused("evilco/employee_roster"), UNKNOWN, UNKNOWN),
+        # Metadata of an entry the storage refused is not believed: it is attributed by its path alone.
+        (refused("acme/../globex/employee_roster/x.csv", "has a name that is not a plain path",
+                 company_id="globex", form_type="employee_roster"), UNKNOWN, UNKNOWN),  # fmt: skip
+        (refused("/globex/employee_roster/x.csv", "has a name that is not a plain path"), UNKNOWN, UNKNOWN),
+    ],
+)
+def test_an_entry_the_storage_refused_is_reported_by_its_own_path(entry, company, form_type):
+    found = classify_blob(entry, KNOWN)
+    assert (found.company_id, found.form_type, found.to_read) == (company, form_type, False)
+    assert found.problem == f"{entry.path!r} {entry.refused}"
+
+
+def test_refused_entries_take_none_of_the_hashing_budget():
+    """Entries reported without being read do not push real uploads to a later tick."""
+    settings = DiscoverySettings(max_blobs_per_tick=2, max_hash_bytes_per_tick=1000)
+    sensor = Sensor(settings)
+    links = [refused(f"evilco/payroll/link{i:02d}.csv", at=T0 - timedelta(seconds=60 - i)) for i in range(30)]
+    uploads = [blob(f"acme/payroll/{i}.csv", size=400, at=T0 + timedelta(seconds=i)) for i in range(3)]
+    sensor.tick([*links, *uploads])
+    plan, handled = sensor.tick([*links, *uploads])
+    assert handled == [link.path for link in links] + ["acme/payroll/0.csv", "acme/payroll/1.csv"]
+    assert sensor.tick([*links, *uploads])[1] == ["acme/payroll/2.csv"]
+    assert sensor.tick([*links, *uploads])[1] == []
 
 
 def test_bad_blobs_are_reported_once():

@@ -3,6 +3,7 @@
 import io
 import os
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 
@@ -88,7 +89,9 @@ def test_local_listing_walks_only_the_prefix_folder(tmp_path, monkeypatch):
     real_scandir = os.scandir
 
     def recording_scandir(directory):
-        scanned.append(os.path.relpath(directory, tmp_path))
+        # The listing scans folders by descriptor (opened without following links): name the folder.
+        folder = os.readlink(f"/proc/self/fd/{directory}") if isinstance(directory, int) else directory
+        scanned.append(os.path.relpath(folder, tmp_path))
         return real_scandir(directory)
 
     monkeypatch.setattr(os, "scandir", recording_scandir)
@@ -242,6 +245,10 @@ def test_open_source_of_azure_uri_without_a_client_is_a_storage_error():
         ("acme//2024.csv", None),
         ("acme/employee_roster/", None),
         ("acme/../x.csv", None),
+        ("acme/./x.csv", None),
+        ("acme\\payroll\\x.csv", None),
+        ("acme/payroll/x\\..\\y.csv", None),
+        ("acme/payroll/x\n.csv", None),
         ("", None),
     ],
 )
@@ -283,3 +290,194 @@ def test_a_local_file_moved_in_with_an_old_mtime_still_looks_new(tmp_path):
     old.rename(target)
     (info,) = list(storage.list_blobs())
     assert info.last_modified.year >= 2024
+
+
+# --- The landing storage trusts nothing below its root ----------------------------------------
+
+
+@pytest.fixture
+def landing(tmp_path) -> LocalLandingStorage:
+    """A landing folder with one real upload of globex's, and a folder outside it holding a secret."""
+    storage = LocalLandingStorage(tmp_path / "landing")
+    storage.put_blob("globex/employee_roster/roster.csv", b"globex's roster\n")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.csv").write_bytes(b"not for the pipeline\n")
+    return storage
+
+
+def refusals(storage: LocalLandingStorage, prefix: str = "") -> dict[str, str | None]:
+    return {blob.path: blob.refused for blob in storage.list_blobs(prefix)}
+
+
+def test_a_link_to_a_file_is_listed_as_refused_and_never_opened(landing, tmp_path):
+    folder = landing.root / "acme" / "employee_roster"
+    folder.mkdir(parents=True)
+    (folder / "outside.csv").symlink_to(tmp_path / "outside" / "secret.csv")
+    (folder / "inside.csv").symlink_to(landing.root / "globex" / "employee_roster" / "roster.csv")
+    listed = refusals(landing)
+    assert listed.pop("globex/employee_roster/roster.csv") is None
+    assert listed == {"acme/employee_roster/inside.csv": "is a symbolic link; only regular files inside the landing folder are read",
+                      "acme/employee_roster/outside.csv": "is a symbolic link; only regular files inside the landing folder are read"}  # fmt: skip
+    for path in listed:
+        with pytest.raises(StorageError, match="is not read: it is a symbolic link"):
+            landing.open_blob(path)
+        with pytest.raises(StorageError, match="is not read: it is a symbolic link"):
+            open_source(landing.source_uri(path), landing_root=landing.root)
+
+
+def test_a_folder_linked_to_another_companys_lists_nothing_of_theirs(landing):
+    (landing.root / "evilco").mkdir()
+    (landing.root / "evilco" / "employee_roster").symlink_to(Path("..") / "globex" / "employee_roster")
+    assert refusals(landing) == {
+        "evilco/employee_roster": "is a symbolic link; only regular files inside the landing folder are read",
+        "globex/employee_roster/roster.csv": None,
+    }
+    # Listed by prefix, through the link: the link is the one entry, nothing behind it.
+    assert refusals(landing, "evilco/employee_roster/") == {
+        "evilco/employee_roster": "is a symbolic link; only regular files inside the landing folder are read"
+    }
+    with pytest.raises(StorageError, match="a folder on its path is not a folder"):
+        landing.open_blob("evilco/employee_roster/roster.csv")
+
+
+def test_a_link_to_a_system_folder_costs_one_entry(landing):
+    (landing.root / "acme").mkdir()
+    (landing.root / "acme" / "etc").symlink_to("/etc")
+    (landing.root / "root_link").symlink_to("/")
+    listed = refusals(landing)
+    assert set(listed) == {"acme/etc", "root_link", "globex/employee_roster/roster.csv"}
+    assert refusals(landing, "acme/etc/") == {"acme/etc": listed["acme/etc"]}
+    assert refusals(landing, "root_link/etc/") == {"root_link": listed["root_link"]}
+
+
+def test_a_folder_swapped_for_a_link_after_listing_is_not_read(landing, tmp_path):
+    (blob,) = landing.list_blobs("globex/")
+    folder = landing.root / "globex" / "employee_roster"
+    folder.rename(tmp_path / "moved")
+    (tmp_path / "moved").rename(tmp_path / "outside" / "employee_roster")
+    (tmp_path / "outside" / "employee_roster" / "roster.csv").write_bytes(b"someone else's bytes\n")
+    folder.symlink_to(tmp_path / "outside" / "employee_roster")
+    with pytest.raises(StorageError, match="a folder on its path is not a folder"):
+        landing.open_blob(blob.path)
+    with pytest.raises(StorageError, match="a folder on its path is not a folder"):
+        open_source(landing.source_uri(blob.path), landing_root=landing.root)
+    # The run's open of a recorded source: the same refusal whatever the path says.
+    with pytest.raises(StorageError):
+        open_source(landing.source_uri("globex/employee_roster/../../outside/secret.csv"), landing_root=landing.root)
+
+
+def test_a_file_swapped_for_a_link_after_listing_is_not_read(landing, tmp_path):
+    (blob,) = landing.list_blobs("globex/")
+    file = landing.root / blob.path
+    file.unlink()
+    file.symlink_to(tmp_path / "outside" / "secret.csv")
+    with pytest.raises(StorageError, match="it is a symbolic link"):
+        open_source(landing.source_uri(blob.path), landing_root=landing.root)
+
+
+def test_fifos_and_hard_links_are_refused_without_blocking(landing, tmp_path):
+    folder = landing.root / "acme" / "employee_roster"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "pipe.csv")
+    os.link(landing.root / "globex" / "employee_roster" / "roster.csv", folder / "hardlinked.csv")
+    listed = refusals(landing, "acme/")
+    assert listed == {
+        "acme/employee_roster/hardlinked.csv": "has 2 hard links, so its path does not say whose it is; "
+        "copy or move the file in instead of linking it",
+        "acme/employee_roster/pipe.csv": "is not a regular file (a FIFO, socket or device)",
+    }
+    with pytest.raises(StorageError, match="is not read: it is not a regular file"):
+        landing.open_blob("acme/employee_roster/pipe.csv")  # would wait for a writer if opened plainly
+    with pytest.raises(StorageError, match="is not read: it has 2 hard links"):
+        landing.open_blob("acme/employee_roster/hardlinked.csv")
+    # The globex original has two links now as well: neither name is trusted.
+    assert refusals(landing, "globex/")["globex/employee_roster/roster.csv"].startswith("has 2 hard links")
+
+
+def test_names_that_are_not_plain_paths_are_refused_and_shown_escaped(landing):
+    folder = landing.root / "acme" / "employee_roster"
+    folder.mkdir(parents=True)
+    (folder / "back\\slash.csv").write_bytes(b"x")
+    (folder / "new\nline.csv").write_bytes(b"x")
+    os.mkdir(os.path.join(os.fsencode(landing.root / "acme"), b"bad\xff"))
+    listed = refusals(landing, "acme/")
+    assert listed == {
+        "acme/bad\\xff": "is not valid UTF-8",
+        "acme/employee_roster/back\\slash.csv": "holds a backslash",
+        "acme/employee_roster/new\\x0aline.csv": "holds a control character",
+    }
+    with pytest.raises(StorageError, match="holds a backslash; it is not read"):
+        landing.open_blob("acme/employee_roster/back\\slash.csv")
+
+
+def test_folders_nested_past_the_limit_are_one_refused_entry(landing):
+    from ingest_pipeline.core.storage import MAX_FOLDER_DEPTH
+
+    deep = landing.root.joinpath(*[f"d{i}" for i in range(MAX_FOLDER_DEPTH + 20)])
+    deep.mkdir(parents=True)
+    (deep / "file.csv").write_bytes(b"x")
+    (landing.root / "d0" / "misplaced.csv").write_bytes(b"x")
+    listed = refusals(landing, "d0/")
+    limit = "/".join(f"d{i}" for i in range(MAX_FOLDER_DEPTH + 1))
+    assert listed == {"d0/misplaced.csv": None, limit: f"is a folder nested {MAX_FOLDER_DEPTH + 1} deep; "
+                      "the landing layout is <company_id>/<form_type>/<file>"}  # fmt: skip
+
+
+def test_writing_never_follows_a_linked_folder(landing, tmp_path):
+    (landing.root / "evilco").symlink_to(tmp_path / "outside")
+    with pytest.raises(StorageError, match="Cannot write"):
+        landing.put_blob("evilco/employee_roster/x.csv", b"x")
+    assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["secret.csv"]
+
+
+def test_the_landing_root_itself_may_be_a_link(tmp_path):
+    (tmp_path / "mount").mkdir()
+    (tmp_path / "landing").symlink_to(tmp_path / "mount")
+    storage = LocalLandingStorage(tmp_path / "landing")
+    storage.put_blob("acme/payroll/a.csv", b"a\n")
+    assert refusals(storage) == {"acme/payroll/a.csv": None}
+    with storage.open_blob("acme/payroll/a.csv") as stream:
+        assert stream.read() == b"a\n"
+
+
+def test_a_local_source_outside_the_landing_folder_is_opened_only_if_regular(tmp_path):
+    file = tmp_path / "upload.csv"
+    file.write_bytes(b"a\n")
+    with open_source(str(file), landing_root=tmp_path / "landing") as stream:
+        assert stream.read() == b"a\n"
+    (tmp_path / "link.csv").symlink_to(file)
+    with pytest.raises(StorageError, match="is a symbolic link"):
+        open_source(str(tmp_path / "link.csv"))
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(StorageError, match="not a regular file"):
+        open_source(str(tmp_path / "pipe"))
+
+
+@pytest.mark.azurite
+def test_azure_names_that_are_not_plain_paths_are_refused(azurite):
+    from ingest_pipeline_tests.hostile_blobs import put_blob_named
+
+    container = azurite.container_client()
+    storage = AzureBlobLandingStorage(container, prefix="landing/")
+    storage.put_blob("globex/employee_roster/real.csv", b"globex\n")
+    names = {
+        "landing/acme/../globex/employee_roster/a.csv": "it has a '.' or '..' segment",
+        "landing/evilco/./employee_roster/b.csv": "it has a '.' or '..' segment",
+        "landing/evilco//employee_roster/c.csv": "it has an empty segment ('//' or a trailing '/')",
+        "landing//globex/employee_roster/d.csv": "it starts with '/'",
+        # The service turns a backslash into '/': this one is stored as landing/evilco/../globex/...
+        "landing\\evilco\\..\\globex\\employee_roster\\e.csv": "it has a '.' or '..' segment",
+        "landing/evilco/employee_roster/new\nline.csv": "it holds a control character",
+    }
+    for name in names:
+        put_blob_named(azurite, container, name, b"hostile\n", metadata={"company_id": "globex"})
+    listed = {blob.path: blob.refused for blob in storage.list_blobs()}
+    assert listed.pop("globex/employee_roster/real.csv") is None
+    assert sorted(listed) == sorted([
+        "acme/../globex/employee_roster/a.csv", "evilco/./employee_roster/b.csv", "evilco//employee_roster/c.csv",
+        "/globex/employee_roster/d.csv", "evilco/../globex/employee_roster/e.csv", "evilco/employee_roster/new\\x0aline.csv",
+    ])  # fmt: skip
+    assert sorted(listed.values()) == sorted(f"has a name that is not a plain path: {why}" for why in names.values())
+    for path in listed:
+        with pytest.raises(StorageError, match="it is not read"):
+            storage.open_blob(path)

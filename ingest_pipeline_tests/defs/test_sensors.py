@@ -9,6 +9,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, DagsterRun, SensorResult, build_sensor_context, materialize, validate_run_config
 
+from ingest_pipeline.core.discovery import UNKNOWN
 from ingest_pipeline.core.prepare import TARGET_CHUNK_BYTES
 from ingest_pipeline.core.storage import LocalLandingStorage
 from ingest_pipeline.core.uploads import COMPLETED, FAILED, QUEUED, compute_upload_id, get_upload, update_upload
@@ -163,6 +164,10 @@ def test_an_unknown_form_type_is_reported_once_and_recorded_failed(harness, caps
         ).fetchall()
     assert [(c, f, s) for c, f, s, _ in rows] == [("acme", "timesheets", FAILED), ("unknown", "unknown", FAILED)]
     assert rows[0][3].startswith("Not ingested: unknown form type 'timesheets'")
+    # Hashed (a backfill can run it once the filespec exists) vs. reported from its path alone.
+    with duckdb.connect(str(harness.home / "warehouse.duckdb"), read_only=True) as connection:
+        hashed = connection.execute("SELECT form_type, sha256 IS NOT NULL FROM ingest.uploads ORDER BY 1").fetchall()
+    assert hashed == [("timesheets", True), ("unknown", False)]
 
     for _ in range(2):
         assert not harness.tick().run_requests
@@ -278,3 +283,138 @@ def test_a_blob_in_azure_is_ingested_end_to_end(azurite, tmp_path, monkeypatch):
         [(roster_upload_id(), 24, 24, False), (roster_upload_id(company="globex"), 24, 24, False)]
     )
     assert not harness.tick().run_requests
+
+
+# --- Hostile entries: never read, never attributed to another company, reported once -----------
+
+
+class RecordingStorage(LocalLandingStorage):
+    """The home's landing folder, remembering every path the sensor opened."""
+
+    opened: list[str] = []
+
+    def open_blob(self, path: str) -> BinaryIO:
+        RecordingStorage.opened.append(path)
+        return super().open_blob(path)
+
+
+class RecordingLanding(LandingStorageResource):
+    def get_storage(self, home: Path) -> RecordingStorage:
+        return RecordingStorage(Path(home) / "landing")
+
+
+def uploads_rows(harness: SensorHarness) -> list[tuple]:
+    with duckdb.connect(str(harness.home / "warehouse.duckdb"), read_only=True) as connection:
+        return connection.execute(
+            "SELECT company_id, form_type, status, source, sha256, error FROM ingest.uploads ORDER BY source"
+        ).fetchall()
+
+
+def test_links_in_the_landing_folder_are_reported_once_and_never_read(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INGEST_SENSOR_MAX_BLOBS_PER_TICK", "2")  # the two real uploads, whatever else lies there
+    RecordingStorage.opened = []
+    harness = SensorHarness(tmp_path / "home", RecordingLanding())
+    landing = harness.home / "landing"
+    outside = tmp_path / "outside" / "roster.csv"
+    outside.parent.mkdir()
+    outside.write_text(ROSTER.replace("Ann", "Zed"))
+    # Hostile entries first (the oldest, so they come first in the tick's order).
+    (landing / "acme" / "employee_roster").mkdir(parents=True)
+    (landing / "acme" / "employee_roster" / "outside.csv").symlink_to(outside)
+    (landing / "evilco").mkdir()
+    (landing / "evilco" / "employee_roster").symlink_to(Path("..") / "globex" / "employee_roster")
+    (landing / "acme" / "etc").symlink_to("/etc")
+    land(harness.home, "globex/employee_roster/roster.csv", ROSTER)
+    land(harness.home, "acme/employee_roster/roster.csv", ROSTER)
+
+    harness.tick()
+    capsys.readouterr()
+    result = harness.tick()
+    assert {(r.tags["ingest/company_id"], r.tags["ingest/blob_path"]) for r in result.run_requests} == {
+        ("acme", "acme/employee_roster/roster.csv"), ("globex", "globex/employee_roster/roster.csv")}  # fmt: skip
+    assert sorted(RecordingStorage.opened) == ["acme/employee_roster/roster.csv", "globex/employee_roster/roster.csv"]
+    warnings = logged_warnings(capsys)
+    assert len(warnings) == 3 and all("is a symbolic link" in w for w in warnings)
+    link = "is a symbolic link; only regular files inside the landing folder are read"
+    assert [row for row in uploads_rows(harness) if row[2] == FAILED] == [
+        ("acme", "employee_roster", FAILED, f"{landing}/acme/employee_roster/outside.csv", None,
+         f"Not ingested: 'acme/employee_roster/outside.csv' {link}."),
+        (UNKNOWN, UNKNOWN, FAILED, f"{landing}/acme/etc", None, f"Not ingested: 'acme/etc' {link}."),
+        (UNKNOWN, UNKNOWN, FAILED, f"{landing}/evilco/employee_roster", None,
+         f"Not ingested: 'evilco/employee_roster' {link}."),
+    ]  # fmt: skip
+    assert not any(row[0] == "evilco" for row in uploads_rows(harness))
+
+    for _ in range(2):
+        assert not harness.tick().run_requests
+    assert not logged_warnings(capsys)
+    assert len(uploads_rows(harness)) == 5
+    assert len(RecordingStorage.opened) == 2
+
+
+def test_a_landed_file_swapped_for_a_link_before_its_run_is_not_read(harness, tmp_path):
+    file = land(harness.home, "acme/employee_roster/roster.csv", ROSTER)
+    harness.tick()
+    [request] = harness.tick().run_requests
+    secret = tmp_path / "secret.csv"
+    secret.write_text(ROSTER)  # the same bytes: only the link gives it away
+    file.unlink()
+    file.symlink_to(secret)
+    result = materialize(ingest_assets, partition_key=request.partition_key, resources=harness.resources,
+                         instance=harness.instance, tags=request.tags, raise_on_error=False)  # fmt: skip
+    assert not result.success
+    upload = get_upload(harness.warehouse, request.run_key)
+    assert upload["status"] == FAILED and "is not read: it is a symbolic link" in upload["error"]
+
+
+@pytest.mark.azurite
+def test_hostile_blob_names_and_metadata_in_azure_are_never_attributed_to_another_company(
+    azurite, tmp_path, monkeypatch, capsys
+):
+    from ingest_pipeline_tests.hostile_blobs import put_blob_named
+
+    container = azurite.container_client()
+    for name, value in {
+        "INGEST_STORAGE": "azure", "INGEST_AZURE_CONTAINER": container.container_name, "INGEST_AZURE_PREFIX": "landing",
+        "AZURE_STORAGE_ACCOUNT_URL": azurite.account_url, "AZURE_STORAGE_KEY": azurite.account_key,
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AZURE_STORAGE_SAS_TOKEN", raising=False)
+    hostile_names = [
+        "landing/evilco/../globex/employee_roster/a.csv",
+        "landing/evilco/./employee_roster/b.csv",
+        "landing/evilco//employee_roster/c.csv",
+        "landing//globex/employee_roster/d.csv",
+        "landing\\evilco\\..\\globex\\employee_roster\\e.csv",
+    ]
+    for index, name in enumerate(hostile_names):
+        put_blob_named(azurite, container, name, ROSTER.encode() + b"\n" * (index + 1),
+                       metadata={"company_id": "globex", "form_type": "employee_roster"})  # fmt: skip
+    container.upload_blob("landing/evilco/employee_roster/f.csv", ROSTER.encode(), metadata={"company_id": "../globex"})
+    container.upload_blob("landing/inbox/g.csv", ROSTER.encode() + b"\n\n\n\n\n\n\n",
+                          metadata={"company_id": "..", "form_type": "employee_roster"})  # fmt: skip
+    container.upload_blob("landing/evilco/employee_roster/h.csv", ROSTER.encode() + b"\n" * 8,
+                          metadata={"company_id": "evilco", "form_type": "../employee_roster"})  # fmt: skip
+    container.upload_blob("landing/evilco/employee_roster/ok.csv", ROSTER.encode())
+
+    harness = SensorHarness(tmp_path / "home", landing_storage_resource_from_env())
+    harness.tick()
+    capsys.readouterr()
+    [request] = harness.tick().run_requests
+    assert (request.tags["ingest/company_id"], request.tags["ingest/blob_path"]) == ("evilco", "evilco/employee_roster/ok.csv")
+    assert request.run_key == roster_upload_id(company="evilco")
+    assert len(logged_warnings(capsys)) == 8
+    failed = [row for row in uploads_rows(harness) if row[2] == FAILED]
+    assert len(failed) == 8
+    assert {company for company, *_ in failed} == {UNKNOWN, "evilco"}
+    assert all(row[0] == UNKNOWN for row in failed if "evilco/employee_roster/h.csv" not in row[3])
+    assert all(form_type in (UNKNOWN, "employee_roster") for _, form_type, *_ in failed)
+    by_source = {row[3].split("/landing/", 1)[1]: row for row in failed}
+    for name in hostile_names:  # never read: no hash, and the reason says why
+        shown = name.replace("\\", "/").removeprefix("landing/")
+        assert by_source[shown][4] is None and "has a name that is not a plain path" in by_source[shown][5]
+    assert "company id '../globex' must be" in by_source["evilco/employee_roster/f.csv"][5]
+    assert "company id '..' must be" in by_source["inbox/g.csv"][5]
+    assert "unknown form type '../employee_roster'" in by_source["evilco/employee_roster/h.csv"][5]
+    assert all(row[4] is None for row in failed)  # ruled out by name or metadata: none was read
+    assert not harness.tick().run_requests and not logged_warnings(capsys)
