@@ -35,3 +35,7 @@ class StorageError(IngestError):
 
 class WarehouseError(IngestError):
     """The warehouse cannot take an upload's results (e.g. a column type it cannot convert)."""
+
+
+class ConfigurationError(IngestError):
+    """An `INGEST_*` variable has a value the pipeline cannot use."""
