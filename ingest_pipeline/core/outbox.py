@@ -253,9 +253,11 @@ def record_outcome(
 
 
 def _given_up_error(policy: RetryPolicy, last_error: str | None) -> str:
-    hours = policy.give_up_seconds / 3600
+    seconds = policy.give_up_seconds
+    amount, unit = (seconds / 3600, "hour") if seconds >= 3600 else (seconds, "second")
+    within = f"{amount:g} {unit}{'' if amount == 1 else 's'}"
     last = f"; the last attempt: {last_error}" if last_error else "; it was never attempted"
-    return f"not delivered within {hours:g} hour{'' if hours == 1 else 's'} ({GIVE_UP_ENV}={policy.give_up_seconds:g}){last}"
+    return f"not delivered within {within} ({GIVE_UP_ENV}={seconds:g}){last}"
 
 
 def attempt_delivery(
