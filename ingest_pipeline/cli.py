@@ -512,8 +512,8 @@ def cmd_work_folders(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     kept = sum(f.bytes for f in folders)
-    print(f"{len(folders)} work folder(s) under {root}, {_mib(kept)}; retention {_show(policy.hours)} h "
-          "(INGEST_WORK_RETENTION_HOURS)")  # fmt: skip
+    retention = "never" if policy.keeps_for_ever else f"{policy.hours:g} h"
+    print(f"{len(folders)} work folder(s) under {root}, {_mib(kept)}; retention {retention} (INGEST_WORK_RETENTION_HOURS)")
     return EXIT_OK
 
 
