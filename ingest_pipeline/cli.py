@@ -101,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=["table", "csv"], default="table", help="table (default) or csv on stdout")
     with_home(sql, filespecs=False)
 
+    webhooks = commands.add_parser("webhooks", help="list undelivered webhook deliveries; --deliver sends the due ones")
+    webhooks.add_argument("--deliver", action="store_true", help="send the due deliveries now (as the daemon's sensor)")
+    webhooks.add_argument("--now", action="store_true", help="with --deliver: also those not due yet")
+    webhooks.add_argument("--limit", type=int, default=50, help="given-up deliveries to list, newest first (default 50)")
+    with_home(webhooks, filespecs=False)
+
+    work = commands.add_parser("work-folders", help="the uploads' work folders; --clean removes the expired ones")
+    work.add_argument("--clean", action="store_true",
+                      help="remove those past INGEST_WORK_RETENTION_HOURS (as the daemon's sensor)")  # fmt: skip
+    with_home(work, filespecs=False)
+
     ui = commands.add_parser("ui", help="start the Dagster UI and daemon (sensor, queue) on the home's instance")
     ui.add_argument("--port", default="3000")
     with_home(ui)
@@ -117,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         handler = {"run": cmd_run, "status": cmd_status, "check-spec": cmd_check_spec, "generate": cmd_generate,
-                   "ui": cmd_ui, "backfill": cmd_backfill,
-                   "report": cmd_report, "sql": cmd_sql}[args.command]  # fmt: skip
+                   "ui": cmd_ui, "backfill": cmd_backfill, "report": cmd_report, "sql": cmd_sql,
+                   "webhooks": cmd_webhooks, "work-folders": cmd_work_folders}[args.command]  # fmt: skip
         return handler(args)
     except UsageError as error:
         return _fail_usage(str(error))
@@ -499,6 +510,97 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = write_client_report(warehouse, args.upload_id, out, home=home, filespecs=filespecs)
     print(f"wrote {report.path} (the report of {report.status} upload {args.upload_id})")
     return EXIT_OK
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    """The outbox's pending and given-up deliveries; with --deliver, the due ones are sent first."""
+    from ingest_pipeline.core.outbox import GIVEN_UP, PENDING, RetryPolicy, deliver_due, list_deliveries
+    from ingest_pipeline.core.uploads import now
+    from ingest_pipeline.core.webhook import URL_ENV, WebhookSettings
+
+    if args.now and not args.deliver:
+        raise UsageError("--now only goes with --deliver")
+    warehouse = Warehouse(resolve_home(args.home) / "warehouse.duckdb")
+    policy = RetryPolicy.from_env()
+    if args.deliver:
+        settings = WebhookSettings.from_env()
+        if settings is None:
+            raise UsageError(f"{URL_ENV} is not set: there is nowhere to deliver to")
+        result = deliver_due(warehouse, settings, policy, due_only=not args.now)
+        for attempt, status in result.attempts:
+            print(f"delivery {attempt.delivery_id} (upload {attempt.upload_id}), attempt {attempt.attempt}: "
+                  f"{status}" + ("" if attempt.succeeded else f": {attempt.error}"))  # fmt: skip
+        print(result.summary())
+    pending = list_deliveries(warehouse, (PENDING,))
+    given_up = list_deliveries(warehouse, (GIVEN_UP,), limit=args.limit, newest_first=True)
+    if not pending and not given_up:
+        print(f"no pending or given-up webhook deliveries in {warehouse.path}")
+        return EXIT_OK
+    header = ("delivery_id", "upload_id", "event", "status", "attempts", "created_at", "next_attempt_at", "last_error")
+    rows = [header] + [
+        (d.delivery_id, d.upload_id, d.event, "sending" if d.status == PENDING and not d.claimable(now()) else d.status,
+         str(d.attempts), _show(d.created_at),
+         _show(d.next_attempt_at) if d.status == PENDING else "", (d.last_error or "")[:80])
+        for d in [*pending, *given_up]
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def cmd_work_folders(args: argparse.Namespace) -> int:
+    """Each upload's work folder with its size and retention verdict; with --clean, expired ones are removed."""
+    from ingest_pipeline.core.retention import (
+        REMOVABLE,
+        RetentionPolicy,
+        remove_expired_work_folders,
+        survey_work_folders,
+        work_folders_root,
+    )
+
+    home = resolve_home(args.home)
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    policy = RetentionPolicy.from_env()
+    root = work_folders_root(home)
+    in_use = _uploads_with_unfinished_runs(home)
+    if args.clean:
+        removed = remove_expired_work_folders(warehouse, root, policy, in_use)
+        for folder in removed:
+            print(f"removed {folder.path} ({_mib(folder.bytes)}; upload {folder.status} {_show(folder.finished_at)})")
+        print(f"removed {len(removed)} work folder(s), {_mib(sum(f.bytes for f in removed))}")
+    folders = survey_work_folders(warehouse, root, policy, in_use)
+    if not folders:
+        print(f"no work folders under {root}")
+        return EXIT_OK
+    header = ("upload_id", "status", "finished_at", "changed_at", "size", "retention")
+    rows = [header] + [
+        (f.upload_id, f.status or "-", _show(f.finished_at), _show(f.modified_at), _mib(f.bytes),
+         f"{'removed at the next clean' if f.state == REMOVABLE else f.state}: {f.reason}")
+        for f in folders
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    kept = sum(f.bytes for f in folders)
+    retention = "never" if policy.keeps_for_ever else f"{policy.hours:g} h"
+    print(f"{len(folders)} work folder(s) under {root}, {_mib(kept)}; retention {retention} (INGEST_WORK_RETENTION_HOURS)")
+    return EXIT_OK
+
+
+def _uploads_with_unfinished_runs(home: Path) -> set[str]:
+    """Uploads with a Dagster run queued or in progress on the home's instance (none without one)."""
+    if not (home / "dagster").is_dir():
+        return set()
+    from ingest_pipeline.defs.maintenance import uploads_with_unfinished_runs
+
+    configure_environment(home, None)
+    with open_dagster_instance() as instance:
+        return uploads_with_unfinished_runs(instance)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _show(value: object) -> str:

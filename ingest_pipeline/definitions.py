@@ -5,6 +5,7 @@ from dagster import Definitions, JobDefinition
 from ingest_pipeline.defs.assets import VALIDATE_JOB_NAME, ingest_assets
 from ingest_pipeline.defs.checks import ingest_checks
 from ingest_pipeline.defs.jobs import INGEST_JOB_NAME, ingest_upload_job, validate_upload_job
+from ingest_pipeline.defs.maintenance import maintenance_sensors
 from ingest_pipeline.defs.reports import REPORT_JOB_NAME, client_report, report_sensors, upload_report_job
 from ingest_pipeline.defs.resources import landing_storage_resource_from_env
 from ingest_pipeline.defs.run_health import dead_run_sensor
@@ -15,7 +16,7 @@ defs = Definitions(
     assets=[*ingest_assets, client_report],
     asset_checks=ingest_checks,
     jobs=[ingest_upload_job, validate_upload_job, upload_report_job],
-    sensors=[upload_sensor, dead_run_sensor, *report_sensors],
+    sensors=[upload_sensor, dead_run_sensor, *report_sensors, *maintenance_sensors],
     resources={"ingest_settings": IngestSettings(), "landing": landing_storage_resource_from_env()},
 )
 

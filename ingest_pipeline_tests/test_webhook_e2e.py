@@ -2,21 +2,33 @@
 
 import http.server
 import json
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, build_sensor_context
 
 from ingest_pipeline.cli import main
 from ingest_pipeline.core.completion import notify_upload_finished
-from ingest_pipeline.core.uploads import register_upload, update_upload
+from ingest_pipeline.core.outbox import enqueue
+from ingest_pipeline.core.uploads import get_upload, now, register_upload, update_upload
 from ingest_pipeline.core.warehouse import Warehouse
-from ingest_pipeline.core.webhook import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, verify_signature
+from ingest_pipeline.core.webhook import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    build_payload,
+    verify_signature,
+)
+from ingest_pipeline.defs.maintenance import webhook_outbox_sensor
+from ingest_pipeline.defs.settings import PROJECT_ROOT, IngestSettings
 
 SECRET = "s3cret-for-tests"
 UI_URL = "http://dagster.example.test:3000/"
@@ -35,7 +47,7 @@ class Received:
 class Receiver:
     """A webhook receiver on a free loopback port that records every POST and answers 200 (or hangs)."""
 
-    def __init__(self, hang_seconds: float = 0.0):
+    def __init__(self, hang_seconds: float = 0.0, port: int = 0):
         self.received: list[Received] = []
         self.arrived = threading.Event()
         receiver = self
@@ -56,7 +68,7 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hooks/ingest"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -98,7 +110,8 @@ def run(home: Path, upload: Path) -> int:
 
 
 def query(home: Path, sql: str, params=None):
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
+    """Read the warehouse under its lock, as the pipeline does (a daemon may be writing to it)."""
+    with Warehouse(home / "warehouse.duckdb").connect(write=False) as connection:
         return connection.execute(sql, params or []).fetchall()
 
 
@@ -152,20 +165,100 @@ def test_an_upload_that_fails_a_stage_posts_the_failure(home, tmp_path, monkeypa
     assert "has no column" in bodies[0]["error"]
 
 
-def test_a_receiver_that_is_down_does_not_fail_or_hold_up_the_run(home, tmp_path, monkeypatch):
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("INGEST_WEBHOOK_URL", f"http://127.0.0.1:{port}/hook")  # nothing listens: refused
+        return probe.getsockname()[1]  # nothing listens there once the probe is closed: refused
+
+
+def tick_outbox_sensor(home: Path) -> str:
+    """One evaluation of webhook_outbox_sensor, as the daemon makes it; returns its skip reason."""
+    resources = {"ingest_settings": IngestSettings(home=str(home))}
+    with build_sensor_context(instance=DagsterInstance.ephemeral(), resources=resources) as context:
+        return webhook_outbox_sensor(context).skip_message
+
+
+def outbox(home: Path) -> list[tuple]:
+    return query(home, "SELECT delivery_id, status, attempts, next_attempt_at, last_error FROM ingest.webhook_outbox")
+
+
+def test_a_receiver_down_during_the_run_gets_the_upload_from_the_sensor_once_it_is_up(
+    home, tmp_path, monkeypatch, capsys
+):
+    port = free_port()
+    monkeypatch.setenv("INGEST_WEBHOOK_URL", f"http://127.0.0.1:{port}/hook")
+    monkeypatch.setenv("INGEST_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("INGEST_WEBHOOK_RETRY_SECONDS", "0.5")
     started = time.monotonic()
     assert run(home, write_roster(tmp_path / "roster.csv", rows=30, bad=1)) == 0
     elapsed = time.monotonic() - started
     assert query(home, "SELECT status FROM ingest.uploads") == [("completed",)]
-    attempts = query(
-        home, "SELECT attempt, status_code, error IS NOT NULL FROM ingest.webhook_deliveries ORDER BY attempt"
-    )
-    assert attempts == [(1, None, True), (2, None, True), (3, None, True)]  # retried, then given up, all recorded
-    assert elapsed < 30  # the retries' backoff (under a second) is all a dead receiver costs
+    assert elapsed < 30  # one refused connection is all a dead receiver costs the run
+    ((delivery_id, status, attempts, next_attempt_at, error),) = outbox(home)
+    assert (status, attempts) == ("pending", 1) and "could not reach" in error
+    capsys.readouterr()
+    assert main(["webhooks", "--home", str(home)]) == 0  # the operator sees it waiting
+    (listed,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith(delivery_id)]
+    assert "upload.completed  pending  1" in listed and "could not reach http://127.0.0.1" in listed
+
+    tick_outbox_sensor(home)  # still down: a second failed attempt, rescheduled
+    assert outbox(home)[0][1:3] == ("pending", 2)
+    receiver = Receiver(port=port)  # the receiver comes back, on its address
+    try:
+        time.sleep(max(0.0, (outbox(home)[0][3] - now()).total_seconds()) + 0.05)
+        assert "1 delivered" in tick_outbox_sensor(home)
+        assert tick_outbox_sensor(home) == "webhook deliveries: 0 delivered, 0 failed, 0 waiting"
+    finally:
+        receiver.close()
+
+    (post,) = receiver.received  # delivered once, with the delivery id and body of the first attempt
+    assert post.headers[DELIVERY_HEADER] == delivery_id
+    assert verify_signature(post.body, SECRET, post.headers[SIGNATURE_HEADER])
+    body = json.loads(post.body)
+    assert (body["event"], body["status"], body["rows_total"], body["rows_rejected"]) == ("upload.completed", "completed", 30, 1)
+    assert post.body.decode() == query(home, "SELECT payload FROM ingest.webhook_outbox")[0][0]
+    assert outbox(home)[0][1:3] == ("delivered", 3)
+    logged = query(home, "SELECT attempt, status_code, delivery_id FROM ingest.webhook_deliveries ORDER BY attempt")
+    assert logged == [(1, None, delivery_id), (2, None, delivery_id), (3, 200, delivery_id)]
+
+
+def test_a_delivery_is_given_up_after_the_configured_time(home, tmp_path, monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("INGEST_WEBHOOK_URL", f"http://127.0.0.1:{port}/hook")
+    monkeypatch.setenv("INGEST_WEBHOOK_GIVE_UP_SECONDS", "1")
+    assert run(home, write_roster(tmp_path / "roster.csv", rows=30, bad=1)) == 0
+    time.sleep(max(0.0, (outbox(home)[0][3] - now()).total_seconds()) + 0.05)  # due at the give-up time
+    receiver = Receiver(port=port)  # up again, but too late
+    try:
+        assert "1 given up" in tick_outbox_sensor(home)
+    finally:
+        receiver.close()
+    assert receiver.received == []
+    ((_, status, attempts, _, error),) = outbox(home)
+    assert (status, attempts) == ("given_up", 1)
+    assert error.startswith("not delivered within 1 second (INGEST_WEBHOOK_GIVE_UP_SECONDS=1); the last attempt: could not reach")
+
+
+def test_two_senders_at_once_deliver_each_delivery_once(home, tmp_path, monkeypatch):
+    slow = Receiver(hang_seconds=0.2)  # slow answers keep both senders busy at the same time
+    try:
+        warehouse = Warehouse(home / "warehouse.duckdb")
+        for index in range(6):
+            register_upload(warehouse, upload_id=f"u{index}", company_id="acme", form_type="employee_roster",
+                            source="x.csv", sha256=None, size=None, filespec_version=1)  # fmt: skip
+            update_upload(warehouse, f"u{index}", status="completed", finished_at=now())
+            enqueue(warehouse, build_payload(get_upload(warehouse, f"u{index}"), None))
+        environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "INGEST_WEBHOOK_URL": slow.url}
+        command = [sys.executable, "-m", "ingest_pipeline.cli", "webhooks", "--deliver", "--home", str(home)]
+        senders = [subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        outputs = [sender.communicate(timeout=120)[0] for sender in senders]
+    finally:
+        slow.close()
+    assert [sender.returncode for sender in senders] == [0, 0]
+    delivered = [post.headers[DELIVERY_HEADER] for post in slow.received]
+    assert sorted(delivered) == sorted(row[0] for row in outbox(home))  # each one, once
+    assert {row[1:3] for row in outbox(home)} == {("delivered", 1)}
+    assert sum(int(re.search(r"(\d+) delivered", out).group(1)) for out in outputs) == 6
 
 
 def test_a_receiver_that_hangs_holds_a_stage_at_most_the_wait(tmp_path, monkeypatch):
@@ -196,3 +289,32 @@ def test_no_url_no_webhook(tmp_path, monkeypatch):
     register_upload(warehouse, upload_id="u1", company_id="acme", form_type="employee_roster", source="x.csv",
                     sha256=None, size=None, filespec_version=1, status="failed", error="broken.")  # fmt: skip
     assert notify_upload_finished(warehouse, "u1") is False
+
+
+@pytest.mark.slow  # ~20 s: the daemon loads the code location; the sensor's logic is tested above without it
+def test_the_dagster_daemon_delivers_what_a_finished_command_could_not(home, tmp_path, monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("INGEST_WEBHOOK_URL", f"http://127.0.0.1:{port}/hook")
+    monkeypatch.setenv("INGEST_WEBHOOK_RETRY_SECONDS", "1")
+    assert run(home, write_roster(tmp_path / "roster.csv", rows=30, bad=1)) == 0  # the receiver is down: not sent
+    ((delivery_id, status, *_),) = outbox(home)
+    assert status == "pending"
+
+    receiver = Receiver(port=port)
+    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "INGEST_WEBHOOK_SENSOR_INTERVAL_SECONDS": "1"}
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
+        env=environment, cwd=home / "dagster", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert receiver.arrived.wait(120), "the daemon's webhook_outbox_sensor did not deliver within 120 s"
+        deadline = time.monotonic() + 30
+        while outbox(home)[0][1] != "delivered" and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+        receiver.close()
+    assert [post.headers[DELIVERY_HEADER] for post in receiver.received] == [delivery_id]
+    assert outbox(home)[0][1] == "delivered"
+

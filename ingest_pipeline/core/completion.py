@@ -1,16 +1,13 @@
 """When an upload finishes (completed, failed, or stopped by its quality gate): the webhook.
 
-The stages call `notify_upload_finished` right after they set the final status. Delivery runs in
-a background thread (`core.webhook.send_in_background`) that the stage waits for at most
-`INGEST_WEBHOOK_WAIT_SECONDS` (default 2): a receiver that answers, or that is down (connection
-refused: three quick attempts, 0.25 s and 0.5 s apart), is done and recorded in
-`ingest.webhook_deliveries` well within that, so the run is never held up noticeably, and nothing
-here ever raises.
-
-Caveat: a receiver that accepts the connection but answers slowly outlives the wait. The thread
-then carries on while its process lives: to its end in the command line's in-process runs, but a
-multiprocess step's worker exits when its step ends, which cuts the delivery (and the record of
-its attempts) short. Raise `INGEST_WEBHOOK_WAIT_SECONDS` if receivers are slow.
+The stages call `notify_upload_finished` right after they set the final status. With
+`INGEST_WEBHOOK_URL` set, it writes the upload's delivery to the outbox (`core.outbox`) first, so
+that it survives this process, then makes one quick attempt in a background thread that the stage
+waits for at most `INGEST_WEBHOOK_WAIT_SECONDS` (default 2). A receiver that answers, or that is
+down (connection refused), is done and recorded well within that, so the run is never held up
+noticeably, and nothing here ever raises. Whatever that attempt does not deliver (a receiver down,
+slow, or answering an error; a process that ends mid-POST) stays pending in the outbox and is
+retried by the `webhook_outbox_sensor` (or `ingest-pipeline webhooks --deliver`).
 
 The body's `run_url` links to the run in the Dagster UI: `INGEST_UI_URL` (default
 `http://127.0.0.1:3000`, what `ingest-pipeline ui` serves) + `/runs/<run_id>`.
@@ -18,10 +15,12 @@ The body's `run_url` links to the run in the Dagster UI: `INGEST_UI_URL` (defaul
 
 import logging
 import os
+import threading
 
+from ingest_pipeline.core.outbox import RetryPolicy, attempt_delivery, enqueue
 from ingest_pipeline.core.uploads import COMPLETED, FAILED, get_upload
 from ingest_pipeline.core.warehouse import Warehouse
-from ingest_pipeline.core.webhook import WebhookSettings, send_in_background
+from ingest_pipeline.core.webhook import WebhookSettings, build_payload
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +28,6 @@ UI_URL_ENV = "INGEST_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
 WAIT_ENV = "INGEST_WEBHOOK_WAIT_SECONDS"
 DEFAULT_WAIT_SECONDS = 2.0
-# Within a stage, retries are quick so that a receiver that is down is given up on (and the
-# attempts recorded) within the wait; a timeout still lets a slow receiver answer.
-STAGE_DELIVERY_OPTIONS = {"max_attempts": 3, "backoff_seconds": 0.25, "timeout_seconds": 10.0}
 
 
 def run_url(run_id: str | None) -> str | None:
@@ -50,17 +46,17 @@ def _wait_seconds() -> float:
 
 
 def notify_upload_finished(warehouse: Warehouse, upload_id: str, run_id: str | None = None) -> bool:
-    """POST the upload's summary to `INGEST_WEBHOOK_URL` if set and the upload has finished.
+    """Put the upload's summary in the webhook outbox if `INGEST_WEBHOOK_URL` is set, and try it once.
 
-    Waits for the delivery at most `INGEST_WEBHOOK_WAIT_SECONDS`; never raises.
+    Waits for the attempt at most `INGEST_WEBHOOK_WAIT_SECONDS`; never raises.
 
     Args:
-        warehouse: Holds the upload's row, and records the attempts.
+        warehouse: Holds the upload's row and the outbox, and records the attempt.
         upload_id: The upload that has just finished.
         run_id: The Dagster run that finished it; by default the run recorded on the upload.
 
     Returns:
-        Whether a delivery was started.
+        Whether a delivery was written to the outbox.
     """
     try:
         settings = WebhookSettings.from_env()
@@ -69,17 +65,25 @@ def notify_upload_finished(warehouse: Warehouse, upload_id: str, run_id: str | N
         upload = get_upload(warehouse, upload_id)
         if upload is None or upload["status"] not in (COMPLETED, FAILED):
             return False
-        thread = send_in_background(
-            warehouse, upload, run_url(run_id or upload.get("run_id")), settings.url, settings.secret,
-            **STAGE_DELIVERY_OPTIONS,
-        )  # fmt: skip
-        thread.join(_wait_seconds())
-        if thread.is_alive():
-            logger.warning(
-                "webhook for upload %s still being delivered after %.1fs; carrying on without waiting",
-                upload_id, _wait_seconds(),
-            )  # fmt: skip
-        return True
+        delivery_id = enqueue(warehouse, build_payload(upload, run_url(run_id or upload.get("run_id"))))
     except Exception:  # the webhook must never fail an ingestion
-        logger.exception("webhook for upload %s could not be sent", upload_id)
+        logger.exception("webhook for upload %s could not be written to the outbox", upload_id)
         return False
+
+    def first_attempt() -> None:
+        try:
+            attempt_delivery(warehouse, delivery_id, settings, RetryPolicy.from_env())
+        except Exception:  # nothing may escape a thread; the delivery stays pending for the sensor
+            logger.exception("webhook for upload %s: the first attempt failed", upload_id)
+
+    # A daemon thread: the process may end before a slow receiver answers; the claim then lapses
+    # and the sensor sends the delivery again.
+    thread = threading.Thread(target=first_attempt, name=f"ingest-webhook-{upload_id}", daemon=True)
+    thread.start()
+    thread.join(_wait_seconds())
+    if thread.is_alive():
+        logger.warning(
+            "webhook for upload %s still being sent after %.1fs; carrying on (the outbox keeps it until delivered)",
+            upload_id, _wait_seconds(),
+        )  # fmt: skip
+    return True

@@ -25,6 +25,10 @@ class SourceFileError(IngestError):
     """The upload's file cannot be read (missing, unreadable, or malformed beyond recovery)."""
 
 
+class WorkFilesRemovedError(SourceFileError):
+    """A stage was re-executed after retention removed the upload's work files (core/retention.py)."""
+
+
 class ReferenceDataError(IngestError):
     """A reference table that a filespec names is missing or lacks a column."""
 
@@ -35,3 +39,7 @@ class StorageError(IngestError):
 
 class WarehouseError(IngestError):
     """The warehouse cannot take an upload's results (e.g. a column type it cannot convert)."""
+
+
+class ConfigurationError(IngestError):
+    """An `INGEST_*` variable has a value the pipeline cannot use."""

@@ -16,7 +16,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ingest_pipeline.core import faults
-from ingest_pipeline.core.errors import SourceFileError
+from ingest_pipeline.core.errors import SourceFileError, WorkFilesRemovedError
 from ingest_pipeline.core.faults import fault_point
 from ingest_pipeline.core.filespec import FileSpec, FormatKind
 from ingest_pipeline.core.records import (
@@ -58,6 +58,7 @@ class UploadWorkspace:
     scans = property(lambda self: self.root / "scan")
     columns = property(lambda self: self.root / "columns")
     metrics = property(lambda self: self.root / "metrics")
+    removal_note = property(lambda self: self.root / "REMOVED.txt")  # left by core.retention
 
     def chunk_file(self, index: int) -> Path:
         return self.chunks / f"chunk-{index:05d}.bin"
@@ -69,12 +70,19 @@ class UploadWorkspace:
         return self.scans / f"chunk-{index:05d}.messages.parquet"
 
     def load_manifest(self) -> "Manifest":
+        self._check_not_removed()
         if not self.manifest.exists():
             raise SourceFileError(f"upload work folder {self.root} has no manifest: run the prepare stage (upload_chunks) first")
         return Manifest.from_json(self.manifest.read_text())
 
     def load_filespec(self) -> FileSpec:
+        self._check_not_removed()
         return FileSpec.model_validate_json(self.filespec.read_text())
+
+    def _check_not_removed(self) -> None:
+        """A stage re-executed after retention removed the work files fails with the note's sentence."""
+        if self.removal_note.exists():
+            raise WorkFilesRemovedError(self.removal_note.read_text().strip())
 
 
 @dataclass

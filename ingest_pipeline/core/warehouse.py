@@ -90,6 +90,21 @@ CREATE TABLE IF NOT EXISTS ingest.webhook_deliveries (
     delivery_id VARCHAR,
     event VARCHAR
 );
+CREATE TABLE IF NOT EXISTS ingest.webhook_outbox (
+    -- one row per finished-upload event, kept until delivered or given up (core/outbox.py)
+    delivery_id VARCHAR PRIMARY KEY,
+    upload_id VARCHAR NOT NULL,
+    event VARCHAR NOT NULL,
+    payload VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL,
+    last_error VARCHAR,
+    last_attempt_at TIMESTAMP,
+    claim_token VARCHAR,
+    claimed_until TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS ingest.stage_metrics (
     upload_id VARCHAR NOT NULL,
     stage VARCHAR NOT NULL,

@@ -1,7 +1,7 @@
 """The completion webhook: a signed JSON summary POSTed when an upload completes or fails.
 
-A receiver gets one POST per finished upload (and one more each time the upload is re-run to
-its end), with the body `build_payload` describes and these headers:
+A receiver gets one delivery per finished upload (and one more each time the upload is re-run to
+its end): POSTs of the body `build_payload` describes, with these headers:
 
 - `Content-Type: application/json`
 - `X-Ingest-Event`: `upload.completed` or `upload.failed` (the body's `event`).
@@ -13,10 +13,11 @@ its end), with the body `build_payload` describes and these headers:
   bytes, as lower-case hex. A receiver recomputes it and compares in constant time, e.g.
   `hmac.compare_digest(sign(body, secret), header_value)` (or `verify_signature`).
 
-Delivery never blocks or fails ingestion: `deliver` never raises, retries connection errors,
-timeouts, 5xx and 429 with exponential backoff, and every attempt is recorded in
+This module sends: `deliver_body` never raises, retries connection errors, timeouts, 5xx and
+429 with exponential backoff, and `record_attempts` logs every attempt in
 `ingest.webhook_deliveries`. Redirects are not followed: urllib would turn a redirected POST into
-a body-less GET, so a 3xx is reported as a failed delivery naming the new address.
+a body-less GET, so a 3xx is reported as a failed delivery naming the new address. Keeping each
+delivery until it arrives, across processes and restarts, is `core.outbox`'s job.
 
 Settings come from the environment (`INGEST_WEBHOOK_URL`, `INGEST_WEBHOOK_SECRET`), read when a
 delivery is made, never at import (`WebhookSettings.from_env`); no URL means no webhook.
@@ -31,7 +32,6 @@ import http.client
 import json
 import logging
 import os
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -39,6 +39,8 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import duckdb
 
 from ingest_pipeline.core.warehouse import Warehouse
 
@@ -75,6 +77,7 @@ class DeliveryAttempt:
         seconds: How long the attempt took.
         delivery_id: The delivery's uuid (the `X-Ingest-Delivery` header).
         event: `upload.completed` or `upload.failed`.
+        retry_after: The wait in seconds the answer's Retry-After asked for, if it was retryable.
     """
 
     upload_id: str
@@ -86,6 +89,7 @@ class DeliveryAttempt:
     seconds: float
     delivery_id: str = ""
     event: str = ""
+    retry_after: float | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -98,8 +102,6 @@ class WebhookSettings:
 
     url: str
     secret: str | None = None
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
     @classmethod
@@ -110,15 +112,6 @@ class WebhookSettings:
         if not url:
             return None
         return cls(url=url, secret=environ.get(SECRET_ENV) or None)
-
-    @property
-    def deliver_options(self) -> dict[str, Any]:
-        """The keyword arguments of `deliver` (and `notify`) these settings set."""
-        return {
-            "max_attempts": self.max_attempts,
-            "backoff_seconds": self.backoff_seconds,
-            "timeout_seconds": self.timeout_seconds,
-        }
 
 
 def build_payload(upload: Mapping[str, Any], run_url: str | None) -> dict[str, Any]:
@@ -169,6 +162,11 @@ def verify_signature(body: bytes, secret: str, header_value: str | None) -> bool
     return header_value is not None and hmac.compare_digest(sign(body, secret), header_value)
 
 
+def encode_body(payload: Mapping[str, Any]) -> bytes:
+    """The request body for `payload`: its JSON, keys sorted, as UTF-8 bytes."""
+    return json.dumps(payload, default=str, sort_keys=True).encode("utf-8")
+
+
 def deliver(
     url: str,
     payload: Mapping[str, Any],
@@ -182,14 +180,45 @@ def deliver(
 ) -> list[DeliveryAttempt]:
     """POST `payload` as JSON to `url` until it is accepted, a final answer comes, or attempts run out.
 
+    A new delivery (a fresh `X-Ingest-Delivery` id) of `encode_body(payload)`; see `deliver_body`.
+    """
+    return deliver_body(
+        url, encode_body(payload), secret, delivery_id=str(uuid.uuid4()), event=str(payload.get("event", "")),
+        upload_id=str(payload.get("upload_id", "")), max_attempts=max_attempts, backoff_seconds=backoff_seconds,
+        timeout_seconds=timeout_seconds, max_retry_after_seconds=max_retry_after_seconds, sleep=sleep,
+    )  # fmt: skip
+
+
+def deliver_body(
+    url: str,
+    body: bytes,
+    secret: str | None = None,
+    *,
+    delivery_id: str,
+    event: str,
+    upload_id: str,
+    first_attempt: int = 1,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    max_retry_after_seconds: float = DEFAULT_MAX_RETRY_AFTER_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[DeliveryAttempt]:
+    """POST `body` to `url` until it is accepted, a final answer comes, or attempts run out.
+
     Connection errors, timeouts, 5xx and 429 are retried after `backoff_seconds * 2**n` (n = 0 for
     the first retry), or after the answer's Retry-After (capped at `max_retry_after_seconds`)
     when it gives one. A 2xx is success; any other answer (3xx, 4xx other than 429) is final.
 
     Args:
         url: The receiver's address (http or https).
-        payload: The body, usually from `build_payload`.
+        body: The JSON body, byte for byte (`encode_body`); it is what the signature covers.
         secret: Signs the body (`X-Ingest-Signature`) when given.
+        delivery_id: The `X-Ingest-Delivery` header: the same on every retry of one delivery.
+        event: The `X-Ingest-Event` header (`upload.completed` or `upload.failed`).
+        upload_id: The upload the delivery is about (for the attempts' record).
+        first_attempt: The number of this call's first POST within its delivery (later calls
+            for the same delivery go on counting).
         max_attempts: POSTs at most, the first included.
         backoff_seconds: The wait before the first retry; each later wait doubles.
         timeout_seconds: How long one POST may wait for the connection and for the answer.
@@ -199,9 +228,6 @@ def deliver(
     Returns:
         Every attempt made, in order; the last one tells how the delivery ended. Never raises.
     """
-    body = json.dumps(payload, default=str, sort_keys=True).encode("utf-8")
-    delivery_id = str(uuid.uuid4())
-    event = str(payload.get("event", ""))
     headers = {"Content-Type": "application/json", EVENT_HEADER: event, DELIVERY_HEADER: delivery_id}
     if secret:
         headers[SIGNATURE_HEADER] = sign(body, secret)
@@ -215,8 +241,8 @@ def deliver(
         outcome = _post_once(opener, url, body, headers, timeout_seconds)
         attempts.append(
             DeliveryAttempt(
-                upload_id=str(payload.get("upload_id", "")),
-                attempt=attempt,
+                upload_id=upload_id,
+                attempt=first_attempt + attempt - 1,
                 attempted_at=attempted_at,
                 url=shown_url,
                 status_code=outcome.status_code,
@@ -224,6 +250,7 @@ def deliver(
                 seconds=round(time.monotonic() - started, 6),
                 delivery_id=delivery_id,
                 event=event,
+                retry_after=outcome.retry_after,
             )
         )
         if outcome.error is None or not outcome.retryable or attempt >= max_attempts:
@@ -240,102 +267,29 @@ def deliver(
 
 
 def record_attempts(warehouse: Warehouse, attempts: list[DeliveryAttempt]) -> None:
-    """Append `attempts` to `ingest.webhook_deliveries` (created when missing).
+    """Append `attempts` to `ingest.webhook_deliveries`, in a transaction of their own.
 
     The table is a log of what was sent: a rerun that delivers again adds its own attempts.
     """
     if not attempts:
         return
     with warehouse.transaction() as connection:
-        connection.executemany(
-            "INSERT INTO ingest.webhook_deliveries "
-            "(upload_id, attempt, attempted_at, url, status_code, error, seconds, delivery_id, event) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                [
-                    a.upload_id,
-                    a.attempt,
-                    a.attempted_at,
-                    a.url,
-                    a.status_code,
-                    a.error,
-                    a.seconds,
-                    a.delivery_id,
-                    a.event,
-                ]
-                for a in attempts
-            ],
-        )
+        insert_attempts(connection, attempts)
 
 
-def notify(
-    warehouse: Warehouse,
-    upload_row: Mapping[str, Any],
-    run_url: str | None,
-    url: str,
-    secret: str | None = None,
-    **deliver_options: Any,
-) -> list[DeliveryAttempt]:
-    """Deliver the webhook for a finished upload and record the attempts, waiting for both.
-
-    Delivery problems never raise; neither does a failure to record the attempts (it is logged),
-    so calling this at the end of an asset cannot fail the upload.
-
-    Args:
-        warehouse: Where the attempts are recorded.
-        upload_row: The upload's row of `ingest.uploads` (see `build_payload`).
-        run_url: A link to the run, if known.
-        url: The receiver's address.
-        secret: Signs the body when given.
-        **deliver_options: Passed to `deliver` (`max_attempts`, `backoff_seconds`, ...).
-
-    Returns:
-        The attempts made.
-
-    Raises:
-        ValueError: `upload_row` is not a finished upload (a bug in the caller).
-    """
-    payload = build_payload(upload_row, run_url)
-    attempts = deliver(url, payload, secret, **deliver_options)
-    last = attempts[-1]
-    if last.error is not None:
-        logger.warning(
-            "webhook for upload %s not delivered after %d attempts: %s", last.upload_id, len(attempts), last.error
-        )
-    try:
-        record_attempts(warehouse, attempts)
-    except Exception:
-        logger.exception("webhook for upload %s: could not record the delivery attempts", last.upload_id)
-    return attempts
-
-
-def send_in_background(
-    warehouse: Warehouse,
-    upload_row: Mapping[str, Any],
-    run_url: str | None,
-    url: str,
-    secret: str | None = None,
-    **deliver_options: Any,
-) -> threading.Thread:
-    """Run `notify` in a daemon thread and return at once; the thread is returned for joining.
-
-    A daemon thread dies with its process: where the process ends soon after (a Dagster step's
-    worker does), join the thread with a timeout, or call `notify` instead, or the delivery and
-    its record may be cut short.
-    """
-    build_payload(upload_row, run_url)  # a row that is not a finished upload fails here, in the caller
-    upload_row = dict(upload_row)  # the caller may reuse its mapping while the thread runs
-    upload_id = upload_row["upload_id"]
-
-    def run() -> None:
-        try:
-            notify(warehouse, upload_row, run_url, url, secret, **deliver_options)
-        except Exception:  # nothing may escape a thread: it would only reach stderr
-            logger.exception("webhook for upload %s failed", upload_id)
-
-    thread = threading.Thread(target=run, name=f"ingest-webhook-{upload_id}", daemon=True)
-    thread.start()
-    return thread
+def insert_attempts(connection: duckdb.DuckDBPyConnection, attempts: list[DeliveryAttempt]) -> None:
+    """Append `attempts` to `ingest.webhook_deliveries` within the caller's transaction."""
+    if not attempts:
+        return
+    connection.executemany(
+        "INSERT INTO ingest.webhook_deliveries "
+        "(upload_id, attempt, attempted_at, url, status_code, error, seconds, delivery_id, event) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [a.upload_id, a.attempt, a.attempted_at, a.url, a.status_code, a.error, a.seconds, a.delivery_id, a.event]
+            for a in attempts
+        ],
+    )
 
 
 def redact_url(url: str) -> str:

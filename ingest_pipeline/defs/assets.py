@@ -28,7 +28,7 @@ from dagster import (
 from pydantic import Field
 
 from ingest_pipeline.core.completion import notify_upload_finished
-from ingest_pipeline.core.errors import IngestError
+from ingest_pipeline.core.errors import IngestError, WorkFilesRemovedError
 from ingest_pipeline.core.filespec import load_form_type
 from ingest_pipeline.core.judge import ChunkJudge
 from ingest_pipeline.core.merge import (
@@ -78,6 +78,8 @@ def upload_stage(
     try:
         with measure(upload_id, stage, chunk) as metrics:
             yield metrics
+    except WorkFilesRemovedError as error:  # nothing was done: the upload stays as it ended
+        raise Failure(description=str(error), allow_retries=False) from None
     except IngestError as error:
         if track_lifecycle:
             _end_failed(warehouse, upload_id, f"{stage}: {error}")

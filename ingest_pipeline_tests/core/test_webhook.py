@@ -19,10 +19,10 @@ from ingest_pipeline.core.webhook import (
     WebhookSettings,
     build_payload,
     deliver,
-    notify,
+    deliver_body,
+    encode_body,
     record_attempts,
     redact_url,
-    send_in_background,
     sign,
     verify_signature,
 )
@@ -260,7 +260,8 @@ def test_attempts_are_recorded_in_the_warehouse(tmp_path, serve):
     warehouse = Warehouse(tmp_path / "w.duckdb")
     server = serve(Answer(500), Answer(200))
 
-    attempts = notify(warehouse, UPLOAD_ROW, None, server.url, "k", backoff_seconds=0, sleep=SleepRecorder())
+    attempts = deliver(server.url, build_payload(UPLOAD_ROW, None), "k", backoff_seconds=0, sleep=SleepRecorder())
+    record_attempts(warehouse, attempts)
 
     with warehouse.connect(write=False) as connection:
         rows = connection.execute(
@@ -282,20 +283,19 @@ def test_recording_nothing_does_not_touch_the_warehouse(tmp_path):
     assert not warehouse.path.exists()
 
 
-def test_background_delivery_returns_at_once_and_records(tmp_path, serve):
-    warehouse = Warehouse(tmp_path / "w.duckdb")
-    answer_now = threading.Event()
-    server = serve(Answer(200, wait_for=answer_now))
+def test_a_later_call_for_the_same_delivery_sends_the_same_bytes_and_goes_on_counting(serve):
+    server = serve(Answer(503, {"Retry-After": "12"}), Answer(200))
+    body = encode_body(build_payload(UPLOAD_ROW, None))
+    common = {"delivery_id": "d-1", "event": "upload.completed", "upload_id": "u-123", "max_attempts": 1}
 
-    thread = send_in_background(warehouse, UPLOAD_ROW, "http://run", server.url, None)
-    assert thread.daemon and thread.is_alive()  # returned while the receiver has not answered yet
-    answer_now.set()
-    thread.join(timeout=10)
+    (first,) = deliver_body(server.url, body, "k", **common)
+    (second,) = deliver_body(server.url, body, "k", first_attempt=2, **common)
 
-    assert not thread.is_alive()
-    assert json.loads(server.received[0].body)["run_url"] == "http://run"
-    with warehouse.connect(write=False) as connection:
-        assert connection.execute("SELECT status_code FROM ingest.webhook_deliveries").fetchall() == [(200,)]
+    assert (first.attempt, first.status_code, first.retry_after) == (1, 503, 12.0)
+    assert (second.attempt, second.status_code, second.error) == (2, 200, None)
+    assert [r.body for r in server.received] == [body, body]
+    assert {r.headers[DELIVERY_HEADER] for r in server.received} == {"d-1"}
+    assert all(verify_signature(body, "k", r.headers[SIGNATURE_HEADER]) for r in server.received)
 
 
 def test_settings_come_from_the_environment():
@@ -303,4 +303,3 @@ def test_settings_come_from_the_environment():
     assert WebhookSettings.from_env({"INGEST_WEBHOOK_URL": "  "}) is None
     settings = WebhookSettings.from_env({"INGEST_WEBHOOK_URL": "https://h/x", "INGEST_WEBHOOK_SECRET": "k"})
     assert (settings.url, settings.secret) == ("https://h/x", "k")
-    assert settings.deliver_options["max_attempts"] == 5
