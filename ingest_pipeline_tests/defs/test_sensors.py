@@ -239,8 +239,8 @@ def test_a_blob_slow_to_hash_is_hashed_in_the_background_across_ticks(tmp_path, 
     assert len(BLOB_HASHES) == 0
 
 
-@pytest.mark.azurite
-def test_a_blob_in_azure_is_ingested_end_to_end(azurite, tmp_path, monkeypatch):
+def use_azure_landing(azurite, monkeypatch):
+    """Point the landing storage at a fresh Azurite container, under the prefix `landing`; returns it."""
     container = azurite.container_client()
     for name, value in {
         "INGEST_STORAGE": "azure", "INGEST_AZURE_CONTAINER": container.container_name, "INGEST_AZURE_PREFIX": "landing",
@@ -248,6 +248,12 @@ def test_a_blob_in_azure_is_ingested_end_to_end(azurite, tmp_path, monkeypatch):
     }.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AZURE_STORAGE_SAS_TOKEN", raising=False)
+    return container
+
+
+@pytest.mark.azurite
+def test_a_blob_in_azure_is_ingested_end_to_end(azurite, tmp_path, monkeypatch):
+    container = use_azure_landing(azurite, monkeypatch)
     container.upload_blob("landing/acme/employee_roster/x.csv", ROSTER.encode())
     # Metadata overrides the path: this one is globex's, whatever folder it landed in.
     container.upload_blob(
@@ -373,13 +379,7 @@ def test_hostile_blob_names_and_metadata_in_azure_are_never_attributed_to_anothe
 ):
     from ingest_pipeline_tests.hostile_blobs import put_blob_named
 
-    container = azurite.container_client()
-    for name, value in {
-        "INGEST_STORAGE": "azure", "INGEST_AZURE_CONTAINER": container.container_name, "INGEST_AZURE_PREFIX": "landing",
-        "AZURE_STORAGE_ACCOUNT_URL": azurite.account_url, "AZURE_STORAGE_KEY": azurite.account_key,
-    }.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AZURE_STORAGE_SAS_TOKEN", raising=False)
+    container = use_azure_landing(azurite, monkeypatch)
     hostile_names = [
         "landing/evilco/../globex/employee_roster/a.csv",
         "landing/evilco/./employee_roster/b.csv",
