@@ -9,11 +9,13 @@ declared encoding does not look like, so no file that follows the contract is af
 
 - magic numbers of compressed files, archives and documents at byte 0 (gzip, zip and so .xlsx,
   bzip2, xz, zstd, 7z, OLE2 .xls/.doc, PDF): none begins a text record;
-- a UTF-16 or UTF-32 byte order mark, where the declared encoding is UTF-8 (whose text never holds
-  the bytes FF or FE) or the sample holds zero bytes (a UTF-16 CSV always does: its delimiters and
-  line breaks are ASCII characters with a zero byte beside them);
+- a UTF-16 or UTF-32 byte order mark followed by zero bytes (a UTF-16 CSV always has them: its
+  delimiters and line breaks are ASCII characters with a zero byte beside them);
 - UTF-16 without a byte order mark: many zero bytes, nearly all at even or all at odd offsets;
-- binary data: many zero bytes or control characters (other than tab, LF, VT, FF and CR);
+- only zero bytes (a file that was never written, or copied incompletely);
+- binary data: many zero bytes or control characters (other than tab, LF, VT, FF and CR). Bytes
+  that merely do not decode do not count: a file in another text encoding is judged record by
+  record (rule `encoding`), as the contract says;
 - classic Mac line endings: more bare CRs (not followed by LF) ending a line outside quotes than
   LFs. By the contract a bare CR is ordinary text, so such a file would be one record.
 """
@@ -27,7 +29,7 @@ SAMPLE_BYTES = 64 * 1024  # how much of the file's start the checks look at
 
 # Thresholds on the sample: far from any text file, and absolute minimums so that a tiny file with
 # one stray control character is judged record by record, as the contract says.
-BINARY_SHARE = 0.05  # zero bytes and control characters, of all bytes (random bytes have ~11%)
+BINARY_SHARE = 0.08  # zero bytes and control characters, of all bytes (random bytes have 11% or more)
 BINARY_MIN_BYTES = 16
 UTF16_ZERO_SHARE = 0.25  # zero bytes, of all bytes (ASCII text in UTF-16 has ~50%)
 UTF16_SAME_PARITY_SHARE = 0.9  # of the zero bytes, those at even (big-endian) or odd (little-endian) offsets
@@ -56,8 +58,10 @@ _WIDE_BOMS = [
     (b"\xfe\xff", "UTF-16"),
 ]
 
-# Bytes no text file holds (in every encoding the contract allows): C0 controls but tab, LF, VT,
-# FF and CR, and DEL.
+
+# Bytes no text holds, in any encoding the contract allows: C0 controls but tab, LF, VT, FF and CR;
+# and DEL. (Bytes that merely do not decode, or latin-1's C1 controls, which a cp1252 file declared
+# latin-1 is full of, are left to the records' `encoding` rule.)
 _CONTROL = np.zeros(256, dtype=bool)
 _CONTROL[[*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F]] = True
 
@@ -74,8 +78,14 @@ def whole_file_problem(sample: bytes, record_format: RecordFormat) -> str | None
         return magic
     data = as_array(sample)
     zeros = int((data == 0).sum())
+    looked_at = f"its first {data.size:,} bytes" if data.size == SAMPLE_BYTES else f"its {data.size:,} bytes"
+    if zeros and zeros == data.size:
+        return (
+            f"the file is not text: {looked_at} are all zero bytes (it was probably not written or copied "
+            "completely); upload it again"
+        )
     for bom, name in _WIDE_BOMS:
-        if sample.startswith(bom) and (encoding.startswith("utf-8") or zeros):
+        if sample.startswith(bom) and zeros:
             return (
                 f"the file is {name} text (it starts with a {name} byte order mark), not {encoding}: "
                 f"save it as {encoding} and upload it again"
@@ -90,10 +100,7 @@ def whole_file_problem(sample: bytes, record_format: RecordFormat) -> str | None
     controls = int(_CONTROL[data].sum())
     if controls >= BINARY_MIN_BYTES and controls >= BINARY_SHARE * data.size:
         share = controls / data.size
-        return (
-            f"the file is not text: {share:.0%} of its first {data.size:,} bytes are zero bytes or control "
-            f"characters; {_UPLOAD_TEXT}"
-        )
+        return f"the file is not text: {share:.0%} of {looked_at} are zero bytes or control characters; {_UPLOAD_TEXT}"
     if _ends_lines_in_bare_carriage_returns(data, record_format):
         return (
             "the file's lines end in bare carriage returns (classic Mac line endings); save the file with LF or "

@@ -187,6 +187,14 @@ class _ChunkWriter:
         if self._current.records >= self.chunk_rows:
             self.close_chunk()
 
+    def skip(self, blank_lines: bytes) -> None:
+        """Blank lines between records: kept in the open chunk, else left out (they are not records);
+        either way the lines are counted, so the next record's line number stays right."""
+        if self._current is not None:
+            self._file.write(blank_lines)
+            self._current.bytes += len(blank_lines)
+        self.next_line += blank_lines.count(b"\n")
+
     def close_chunk(self) -> None:
         if self._current is not None:
             self._file.close()
@@ -333,6 +341,8 @@ class _HeadThenRest:
 def _write_records(writer: _ChunkWriter, data: bytes, starts: np.ndarray, used: int) -> None:
     """Append the records of `data` (whole ones, ending at `used`) to chunks of the right size."""
     index, count, offset = 0, starts.size, 0
+    if count == 0:  # only blank lines (a block can end right after them)
+        writer.skip(data[:used])
     while index < count:
         take = min(writer.room(), count - index)
         end = int(starts[index + take]) if index + take < count else used
