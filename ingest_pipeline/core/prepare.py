@@ -372,7 +372,7 @@ def _check_record_size(pending: bytes, line: int, limit: int) -> None:
     """Refuse an unfinished record longer than `limit` bytes, saying why it does not end."""
     if len(pending) <= limit:
         return
-    size = f"{limit / 2**20:g} MiB"
+    size = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit:,} bytes"
     if b"\n" in pending:  # its line breaks were all inside quotes
         raise SourceFileError(
             f"the record starting on line {line} runs on for more than {size} without ending: a quoted field is "
