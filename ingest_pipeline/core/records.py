@@ -377,6 +377,7 @@ def read_header(buffer: bytes, record_format: RecordFormat) -> list[str]:
         text = buffer.decode("utf-8" if record_format.encoding.startswith("utf-8") else record_format.encoding)
     except UnicodeDecodeError as error:
         raise SourceFileError(
-            f"the header cannot be read as {record_format.encoding} (byte {error.start + 1} of the header)"
+            f"the header cannot be read as {record_format.encoding} (byte {error.start + 1} of the header is not "
+            f"{record_format.encoding}); save the file as {record_format.encoding} and upload it again"
         ) from None
     return split_raw_record(record_format, [], text.rstrip("\r\n"))
