@@ -8,6 +8,7 @@ than one block and one unfinished record in memory.
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -363,7 +364,7 @@ def max_record_bytes() -> int:
         mib = float(setting)
     except ValueError:
         mib = 0
-    if not mib > 0:
+    if not (mib > 0 and math.isfinite(mib)):
         raise IngestError(f"{MAX_RECORD_VARIABLE} is {setting!r}, not a positive number of MiB")
     return int(mib * 2**20)
 
