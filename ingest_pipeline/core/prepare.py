@@ -8,6 +8,7 @@ than one block and one unfinished record in memory.
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,8 +17,9 @@ from typing import BinaryIO
 import numpy as np
 
 from ingest_pipeline.core import faults
-from ingest_pipeline.core.errors import SourceFileError, WorkFilesRemovedError
+from ingest_pipeline.core.errors import IngestError, SourceFileError, WorkFilesRemovedError
 from ingest_pipeline.core.faults import fault_point
+from ingest_pipeline.core.file_shape import SAMPLE_BYTES, whole_file_problem
 from ingest_pipeline.core.filespec import FileSpec, FormatKind
 from ingest_pipeline.core.records import (
     UTF8_BOM,
@@ -32,7 +34,8 @@ from ingest_pipeline.core.records import (
 BLOCK_BYTES = 16 * 1024 * 1024
 TARGET_CHUNK_BYTES = 64 * 1024 * 1024  # the default chunk size: about this many bytes of records
 MIN_CHUNK_ROWS = 1_000
-MAX_RECORD_BYTES = 64 * 1024 * 1024  # one record larger than this means an unclosed quote
+MAX_RECORD_BYTES = 64 * 1024 * 1024  # default of $INGEST_MAX_RECORD_MIB: the longest record read
+MAX_RECORD_VARIABLE = "INGEST_MAX_RECORD_MIB"
 
 
 class UploadWorkspace:
@@ -195,6 +198,14 @@ class _ChunkWriter:
         if self._current.records >= self.chunk_rows:
             self.close_chunk()
 
+    def skip(self, blank_lines: bytes) -> None:
+        """Blank lines between records: kept in the open chunk, else left out (they are not records);
+        either way the lines are counted, so the next record's line number stays right."""
+        if self._current is not None:
+            self._file.write(blank_lines)
+            self._current.bytes += len(blank_lines)
+        self.next_line += blank_lines.count(b"\n")
+
     def close_chunk(self) -> None:
         if self._current is not None:
             self._file.close()
@@ -225,9 +236,15 @@ def prepare_chunks(
     """Stream `stream` into chunk files under `workspace` and return the manifest (also written)."""
     record_format = spec.format
     structure = Structure.of(record_format)
+    record_limit = max_record_bytes()
     workspace.chunks.mkdir(parents=True, exist_ok=True)
     for stale in workspace.chunks.glob("chunk-*.bin"):
         stale.unlink()
+    head = _read_head(stream, SAMPLE_BYTES)
+    problem = whole_file_problem(head, record_format)
+    if problem:
+        raise SourceFileError(problem)
+    stream = _HeadThenRest(head, stream)
     digest = hashlib.sha256()
     total_bytes = 0
     line = 1  # physical line at the start of `pending`
@@ -266,7 +283,7 @@ def prepare_chunks(
             spans, used = record_spans(array, structure, final=at_end)
             if spans.starts.size == 0:
                 if not at_end:
-                    _check_record_size(data, line)
+                    _check_record_size(data, line, record_limit)
                     pending = data
                     continue
             else:
@@ -288,7 +305,7 @@ def prepare_chunks(
         line += data.count(b"\n", 0, used)
         pending = data[used:]
         if not at_end:
-            _check_record_size(pending, line)
+            _check_record_size(pending, line, record_limit)
     if writer is None:
         writer = _ChunkWriter(workspace, chunk_rows or MIN_CHUNK_ROWS, line)
     writer.close_chunk()
@@ -305,9 +322,39 @@ def prepare_chunks(
     return manifest
 
 
+def _read_head(stream: BinaryIO, size: int) -> bytes:
+    """The stream's first `size` bytes (fewer only at its end; a read may return less than asked)."""
+    parts, got = [], 0
+    while got < size:
+        part = stream.read(size - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+class _HeadThenRest:
+    """A stream whose first bytes were read already: serves them again, then the rest, in the
+    block sizes asked for (so the blocks are what they would have been without the look)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self._head, self._rest = head, rest
+
+    def read(self, size: int) -> bytes:
+        if not self._head:
+            return self._rest.read(size)
+        piece, self._head = self._head[:size], self._head[size:]
+        if len(piece) < size:
+            piece += self._rest.read(size - len(piece))
+        return piece
+
+
 def _write_records(writer: _ChunkWriter, data: bytes, starts: np.ndarray, used: int) -> None:
     """Append the records of `data` (whole ones, ending at `used`) to chunks of the right size."""
     index, count, offset = 0, starts.size, 0
+    if count == 0:  # only blank lines (a block can end right after them)
+        writer.skip(data[:used])
     while index < count:
         take = min(writer.room(), count - index)
         end = int(starts[index + take]) if index + take < count else used
@@ -315,12 +362,38 @@ def _write_records(writer: _ChunkWriter, data: bytes, starts: np.ndarray, used: 
         offset, index = end, index + take
 
 
-def _check_record_size(pending: bytes, line: int) -> None:
-    if len(pending) > MAX_RECORD_BYTES:
+def max_record_bytes() -> int:
+    """The longest record prepare reads: $INGEST_MAX_RECORD_MIB MiB, else MAX_RECORD_BYTES.
+
+    A record is held in memory whole (with one read block), so this bounds prepare's memory on a
+    file with an unclosed quote or no line breaks.
+    """
+    setting = os.environ.get(MAX_RECORD_VARIABLE, "").strip()
+    if not setting:
+        return MAX_RECORD_BYTES
+    try:
+        mib = float(setting)
+    except ValueError:
+        mib = 0
+    if not (mib > 0 and math.isfinite(mib)):
+        raise IngestError(f"{MAX_RECORD_VARIABLE} is {setting!r}, not a positive number of MiB")
+    return int(mib * 2**20)
+
+
+def _check_record_size(pending: bytes, line: int, limit: int) -> None:
+    """Refuse an unfinished record longer than `limit` bytes, saying why it does not end."""
+    if len(pending) <= limit:
+        return
+    size = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit:,} bytes"
+    if b"\n" in pending:  # its line breaks were all inside quotes
         raise SourceFileError(
-            f"the record starting on line {line} runs on for more than {MAX_RECORD_BYTES // 2**20} MiB "
-            "without ending: a quoted field is probably not closed"
+            f"the record starting on line {line} runs on for more than {size} without ending: a quoted field is "
+            "probably not closed"
         )
+    raise SourceFileError(
+        f"line {line} is longer than {size} without a line break (records end in LF or CRLF); if such long lines "
+        f"are meant, raise {MAX_RECORD_VARIABLE}"
+    )
 
 
 def _manifest(spec, header, writer, *, upload_id, company_id, source, sha256, size, chunk_rows) -> Manifest:

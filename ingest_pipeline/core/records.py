@@ -11,15 +11,17 @@ found on the raw bytes with numpy:
 - That parity rule is exact only when every quote opens at the start of a cell or closes at its
   end. Where a block breaks that (a stray `"` inside an unquoted cell), the block is re-read with
   an exact state machine that follows Python's `csv` module: a quote opens a quoted cell only at
-  the start of a cell and is literal anywhere else.
+  the start of a cell and is literal anywhere else. Unlike the csv module, a bare CR (not followed
+  by LF) is ordinary text everywhere, as the contract says.
 
 Cells are then cut out of the buffer without copying (an Arrow array whose offsets are the cell
 bounds) and unquoted with polars string expressions.
 """
 
 import codecs
-import csv
+import functools
 import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,8 +44,51 @@ def split_raw_record(record_format: RecordFormat, fields: list[FieldSpec], raw: 
     """
     if record_format.kind == FormatKind.FIXED_WIDTH:
         return [raw[f.start - 1 : f.start - 1 + f.width].ljust(f.width) for f in fields]
-    rows = list(csv.reader([raw], delimiter=record_format.delimiter, quotechar=record_format.quote, strict=False))
-    return rows[0] if rows else []
+    return split_delimited(raw, record_format.delimiter, record_format.quote)
+
+
+@functools.cache
+def _specials(delimiter: str, quote: str) -> re.Pattern:
+    return re.compile(f"[{re.escape(delimiter)}{re.escape(quote)}]")
+
+
+def split_delimited(text: str, delimiter: str, quote: str) -> list[str]:
+    """The cells of one record's text as Python's csv module reads them (`strict=False`), except
+    that every character other than the delimiter and the quote is text.
+
+    The csv module refuses a bare CR outside quotes ("new-line character seen in unquoted field")
+    and a cell over 128 KiB; by the contract a bare CR is ordinary text and a cell has no limit.
+    A quote opens a quoted part only at the start of a cell (or right after a closing quote, as the
+    second half of a doubled quote) and is literal anywhere else; text after a closing quote joins
+    the cell; an unclosed quoted part runs to the end of the record. An empty text has no cells.
+    """
+    if not text:
+        return []
+    if quote not in text:
+        return text.split(delimiter)
+    cells: list[str] = []
+    pieces: list[str] = []  # the current cell's text so far
+    copied = 0  # text[:copied] is in cells or pieces
+    cell_start, closed_at, in_quotes = 0, -2, False
+    for match in _specials(delimiter, quote).finditer(text):
+        position, char = match.start(), match.group()
+        if in_quotes:
+            if char == quote:
+                pieces.append(text[copied:position])
+                copied, closed_at, in_quotes = position + 1, position, False
+        elif char == quote:
+            if position == closed_at + 1:  # a doubled quote inside a quoted part: one quote of text
+                pieces.append(quote)
+                copied, in_quotes = position + 1, True
+            elif position == cell_start:
+                copied, in_quotes = position + 1, True
+        else:
+            pieces.append(text[copied:position])
+            cells.append("".join(pieces))
+            pieces, copied, cell_start = [], position + 1, position + 1
+    pieces.append(text[copied:])
+    cells.append("".join(pieces))
+    return cells
 
 
 @dataclass(frozen=True)
@@ -237,7 +282,7 @@ def delimited_cells(buffer: bytes, spans: RecordSpans, structure: Structure, exp
     quotes = np.flatnonzero(data == structure.quote)
     n = spans.starts.size
     if quotes.size and not _quotes_well_formed(data, quotes, structure):
-        return _delimited_cells_by_csv_module(buffer, spans, structure, expected)
+        return _delimited_cells_record_by_record(buffer, spans, structure, expected)
     if quotes.size:
         delimiters = delimiters[np.searchsorted(quotes, delimiters) % 2 == 0]
     # Delimiters are sorted, so each record's are the run between its bounds.
@@ -307,13 +352,13 @@ def _unquote(cell: pl.Series, quoted: pl.Series, quote: str) -> pl.Series:
     return pl.select(pl.when(quoted).then(inner).otherwise(cell)).to_series().alias(cell.name)
 
 
-def _delimited_cells_by_csv_module(
+def _delimited_cells_record_by_record(
     buffer: bytes, spans: RecordSpans, structure: Structure, expected: int
 ) -> DelimitedCells:
-    """The exact (slow) path for blocks with stray quotes: Python's csv module, record by record."""
+    """The exact (slow) path for blocks with stray quotes: `split_delimited`, record by record."""
     texts = slices(buffer, spans.starts, spans.ends).to_list()
     delimiter, quote = chr(structure.delimiter), chr(structure.quote)
-    parsed = [next(csv.reader([text], delimiter=delimiter, quotechar=quote, strict=False), []) for text in texts]
+    parsed = [split_delimited(text, delimiter, quote) for text in texts]
     cell_counts = np.asarray([len(cells) for cells in parsed], dtype=np.int64)
     complete = cell_counts == expected
     good = [cells for cells, ok in zip(parsed, complete, strict=True) if ok]
@@ -332,6 +377,7 @@ def read_header(buffer: bytes, record_format: RecordFormat) -> list[str]:
         text = buffer.decode("utf-8" if record_format.encoding.startswith("utf-8") else record_format.encoding)
     except UnicodeDecodeError as error:
         raise SourceFileError(
-            f"the header cannot be read as {record_format.encoding} (byte {error.start + 1} of the header)"
+            f"the header cannot be read as {record_format.encoding} (byte {error.start + 1} of the header is not "
+            f"{record_format.encoding}); save the file as {record_format.encoding} and upload it again"
         ) from None
     return split_raw_record(record_format, [], text.rstrip("\r\n"))

@@ -133,3 +133,33 @@ def test_fixed_width_slices_pad_short_lines():
 
 def test_structure_of_fixed_width_ignores_quotes():
     assert Structure.of(RecordFormat(kind="fixed_width")).quote is None
+
+
+def test_split_delimited_reads_a_record_as_the_csv_module_does():
+    from ingest_pipeline.core.records import split_delimited
+
+    rng = random.Random(4)
+    alphabet = 'ab ,;""\x00é'
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        for delimiter in ",;":
+            expected = next(csv.reader([text], delimiter=delimiter, strict=False), [])
+            assert split_delimited(text, delimiter, '"') == expected, (text, delimiter)
+
+
+def test_split_delimited_keeps_bare_crs_and_huge_cells_as_text():
+    from ingest_pipeline.core.records import split_delimited
+
+    assert split_delimited('1,a\rb,"c\rd"\r', ",", '"') == ["1", "a\rb", "c\rd\r"]
+    assert split_delimited("\r,x", ",", '"') == ["\r", "x"]
+    huge = "z" * 300_000  # over the csv module's 128 KiB field limit
+    assert split_delimited(f'1,"{huge}",{huge}', ",", '"') == ["1", huge, huge]
+
+
+def test_a_block_with_stray_quotes_and_bare_crs_is_cut_record_by_record():
+    text = '1,a"b\rc,x\n2,"q\rr",y\n3,s\r,z\n'
+    buffer = text.encode()
+    spans, _ = record_spans(as_array(buffer), COMMA)
+    parsed = delimited_cells(buffer, spans, COMMA, 3)
+    assert parsed.complete.tolist() == [True, True, True]
+    assert [cell.to_list() for cell in parsed.cells] == [["1", "2", "3"], ['a"b\rc', "q\rr", "s\r"], ["x", "y", "z"]]

@@ -292,3 +292,20 @@ def test_unknown_upload_is_a_clear_error(warehouse, tmp_path):
         write_upload_report(warehouse, "nope", SPEC, out)
     assert not out.exists()
     assert list(tmp_path.glob(".report-*")) == []  # the work folder is gone too
+
+
+def test_rejected_records_with_bare_crs_nuls_and_huge_cells_are_split_and_shown(tmp_path):
+    """A bare CR is text inside a cell (the csv module refused it and the report crashed), a NUL is
+    shown as U+FFFD, and a cell over the csv module's 128 KiB limit is cut at Excel's."""
+    huge = "y" * 200_000
+    rejects = [(1, 2, "X1,two\rlines,1,x"), (2, 3, 'X2,"a\rb" and more,2,\x00'), (3, 4, f"X3,{huge},3,z")]
+    messages = [(row, line, "employee_id", "pattern", "error", f"X{row}", "Not E and 3 digits.") for row, line, _ in rejects]  # fmt: skip
+    upload = {**UPLOAD, "rows_total": 3, "rows_accepted": 0, "rows_rejected": 3}
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    fill_warehouse(warehouse, upload, rejects, messages, COLUMN_SUMMARY)
+    sheet = write_and_open(warehouse, SPEC, tmp_path / "r.xlsx")["Rejected rows"]
+    first, second, third = (rejected_row(sheet, n) for n in (1, 2, 3))
+    assert first["name"].value.replace("\n", "\r") == "two\rlines"  # one cell, the CR kept as text
+    assert first["employee_id"].fill.fgColor.rgb.endswith("FFC7CE")
+    assert second["name"].value.replace("\n", "\r") == "a\rb and more" and second["note"].value == "\ufffd"
+    assert len(third["name"].value) == 32_767 and third["name"].value.endswith("…") and third["amount"].value == "3"

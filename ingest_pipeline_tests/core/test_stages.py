@@ -6,6 +6,7 @@ and that results never depend on the chunk size.
 """
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,45 @@ def test_a_filespec_changing_a_fields_type_converts_earlier_results(tmp_path):
     with pytest.raises(WarehouseError, match="results.t.id holds BIGINT values from earlier uploads that cannot become DATE"):
         with warehouse.transaction() as connection:
             _ensure_results_table(connection, spec_of(CSV_SPEC.replace("type: integer", "type: date")))
+
+
+@pytest.mark.parametrize("block_bytes", [16, 40, 1 << 20])
+def test_blank_lines_that_end_a_block_still_count_as_lines(tmp_path, block_bytes):
+    # A read block whose finished part is only blank lines: they hold no record, but their lines count.
+    content = b"id,note,code\n\r\n\n" + b'1,"a\nb",A\n\n2,x,Z\n'
+    messages, _, rejects, upload, _ = ingest(tmp_path, CSV_SPEC, content, block_bytes=block_bytes)
+    assert rejects == [(2, 7, "2,x,Z")]
+    assert upload == ("completed", 2, 1, 1)
+
+
+def test_bare_crs_are_text_inside_records_and_whole_file_line_endings_are_refused(tmp_path):
+    from ingest_pipeline.core.errors import SourceFileError
+
+    messages, results, rejects, upload, _ = ingest(tmp_path, CSV_SPEC, b"id,note,code\n1,a\rb,A\n2,c\rd,Z\n")
+    assert results == [(1, 1, "a\rb", "A")] and rejects == [(2, 3, "2,c\rd,Z")]
+    with pytest.raises(SourceFileError, match=r"lines end in bare carriage returns \(classic Mac line endings\)"):
+        ingest(tmp_path / "mac", CSV_SPEC, b"id,note,code\r1,a,A\r2,b,B\r")
+
+
+@pytest.mark.parametrize(
+    ("spec", "content", "sentence"),
+    [
+        (CSV_SPEC, b"id,note,code\n1," + b"x" * 5000 + b",A\n2,y,B\n", "line 2 is longer than 1,048 bytes without a line break"),
+        (FIXED_SPEC, b"001Ann  Y\n" + b"y" * 5000 + b"\n", "line 2 is longer than 1,048 bytes without a line break"),
+        (CSV_SPEC, b'id,note,code\n1,"x\n' + b"x" * 5000 + b'",A\n', "the record starting on line 2 runs on for more than"),
+    ],
+)  # fmt: skip
+def test_a_record_too_long_to_read_says_why(tmp_path, monkeypatch, spec, content, sentence):
+    from ingest_pipeline.core.errors import SourceFileError
+
+    monkeypatch.setenv("INGEST_MAX_RECORD_MIB", "0.001")
+    with pytest.raises(SourceFileError, match=re.escape(sentence)):
+        ingest(tmp_path, spec, content, block_bytes=512)
+
+
+def test_a_bad_max_record_setting_is_one_sentence(tmp_path, monkeypatch):
+    from ingest_pipeline.core.errors import IngestError
+
+    monkeypatch.setenv("INGEST_MAX_RECORD_MIB", "lots")
+    with pytest.raises(IngestError, match="INGEST_MAX_RECORD_MIB is 'lots', not a positive number of MiB"):
+        ingest(tmp_path, CSV_SPEC, b"id,note,code\n1,a,A\n")
