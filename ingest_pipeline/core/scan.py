@@ -108,6 +108,9 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     rows = rows.with_columns(
         (~pl.col("_has_cells") | pl.col("_cell_rejected").fill_null(False)).alias("_rejected")
     ).drop("_cell_rejected")
+    # Only rejects need their text (ingest.rejects); the column stage reads that of rows it rejects
+    # as duplicates back from the chunk file (record_texts).
+    rows = rows.with_columns(pl.when(pl.col("_rejected")).then(pl.col("_raw")).alias("_raw"))
     messages = pl.concat([*row_messages, judged.messages]) if row_messages else judged.messages
     workspace.scans.mkdir(parents=True, exist_ok=True)
     # lz4: these are short-lived work files, where write speed matters more than size.
@@ -115,6 +118,13 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     fault_point(faults.SCAN)
     messages.write_parquet(workspace.scan_messages(chunk.index), compression="lz4")
     return ChunkScan(chunk.index, chunk.records, int(rows["_rejected"].sum()), messages.height)
+
+
+def record_texts(spec: FileSpec, chunk: ChunkInfo, workspace: UploadWorkspace, offsets: np.ndarray) -> pl.Series:
+    """The text of some records of a chunk (0-based positions in it), exactly as scan_chunk reads them."""
+    utf8, _ = to_utf8(workspace.chunk_file(chunk.index).read_bytes(), spec.format.encoding)
+    spans, _ = record_spans(as_array(utf8), Structure.of(spec.format))
+    return slices(utf8, spans.starts[offsets], spans.ends[offsets])
 
 
 def _row_message(row_numbers: np.ndarray, line_numbers: np.ndarray, rule: str, message: str | list[str]) -> pl.DataFrame:
@@ -132,4 +142,4 @@ def _row_message(row_numbers: np.ndarray, line_numbers: np.ndarray, rule: str, m
     )
 
 
-__all__ = ["ChunkScan", "scan_chunk", "load_reference_snapshot", "unique_raw_column", "VALUE_LIMIT"]
+__all__ = ["ChunkScan", "scan_chunk", "record_texts", "load_reference_snapshot", "unique_raw_column", "VALUE_LIMIT"]
