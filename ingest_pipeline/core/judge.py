@@ -359,9 +359,13 @@ class ChunkJudge:
                 .unique(subset=keys, keep="first", maintain_order=True)
                 .with_columns(pl.lit(True).alias("matched:enrich"))
             )
-            frame = frame.join(matches, left_on=list(enrich.on), right_on=keys, how="left", maintain_order="left")
-            matched = frame["matched:enrich"].fill_null(False)
-            frame = frame.drop("matched:enrich")
+            # Joined on the key columns alone (keys are unique in `matches`, so rows stay one to one
+            # and in order), then set beside the frame: a join of the whole frame would copy every column.
+            added = frame.select(list(enrich.on)).join(
+                matches, left_on=list(enrich.on), right_on=keys, how="left", maintain_order="left"
+            ).drop(list(enrich.on))  # fmt: skip
+            matched = added["matched:enrich"].fill_null(False)
+            frame = frame.hstack(added.drop("matched:enrich"))
             if enrich.required and not matched.all():
                 first_field = next(iter(enrich.on))
                 missing = (~matched).arg_true()
