@@ -319,18 +319,17 @@ class ChunkJudge:
         if failures.is_empty():
             return empty_messages()
         parts = []
-        positions = pl.DataFrame({"row_number": row_numbers, "line_number": line_numbers}).with_row_index("index")
         for (field_name, rule), group in failures.group_by(["field", "rule"], maintain_order=True):
             field = self.spec.field(field_name)
             sentence = rule_sentence(field, rule)
-            rows = group.join(positions.with_columns(pl.col("index").cast(pl.Int64)), on="index", how="left")
-            raw = frame[f"raw:{field_name}"].gather(rows["index"])
-            text = frame[field_name].gather(rows["index"]).fill_null("")
+            index = group["index"]  # the failing records' positions in the frame
+            raw = frame[f"raw:{field_name}"].gather(index)
+            text = frame[field_name].gather(index).fill_null("")
             parts.append(
                 pl.DataFrame(
                     {
-                        "row_number": rows["row_number"],
-                        "line_number": rows["line_number"],
+                        "row_number": row_numbers.gather(index),
+                        "line_number": line_numbers.gather(index),
                         "field": field_name,
                         "rule": rule,
                         "severity": self.severity[field_name],

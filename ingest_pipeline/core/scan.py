@@ -113,8 +113,9 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     rows = rows.with_columns(pl.when(pl.col("_rejected")).then(pl.col("_raw")).alias("_raw"))
     messages = pl.concat([*row_messages, judged.messages]) if row_messages else judged.messages
     workspace.scans.mkdir(parents=True, exist_ok=True)
-    # lz4: these are short-lived work files, where write speed matters more than size.
-    rows.write_parquet(workspace.scan_rows(chunk.index), compression="lz4")
+    # lz4 and no column statistics: these are short-lived work files, read whole, where write
+    # speed matters more than size or skipping row groups.
+    rows.write_parquet(workspace.scan_rows(chunk.index), compression="lz4", statistics=False)
     fault_point(faults.SCAN)
     messages.write_parquet(workspace.scan_messages(chunk.index), compression="lz4")
     return ChunkScan(chunk.index, chunk.records, int(rows["_rejected"].sum()), messages.height)
