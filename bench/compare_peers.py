@@ -56,10 +56,11 @@ _RUSAGE_WRAPPER = (
 )
 
 
-def measure(command: list[str], env: dict | None = None, sample_every: float = 0.05) -> Measured:
+def measure(command: list[str], env: dict | None = None, cwd: Path | None = None, sample_every: float = 0.05) -> Measured:
     """Wall and CPU seconds, peak RSS of the largest process and of the whole tree, and stdout."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", _RUSAGE_WRAPPER, *command], env=env,
+    # cwd: `python -m` puts the working directory first on sys.path, so it decides which code runs.
+    process = subprocess.Popen([sys.executable, "-c", _RUSAGE_WRAPPER, *command], env=env, cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     peak = {"tree": 0, "one": 0}
     done = threading.Event()
@@ -115,7 +116,7 @@ def run_pipeline(roster: Path, home: Path, executor: str) -> PipelineRun:
     command = [*CLI, "run", str(roster), "--company", "acme", "--form-type", "employee_roster"]
     if executor != "default":
         command += ["--executor", executor]
-    measured = measure(command, env=env)
+    measured = measure(command, env=env, cwd=PROJECT)
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as db:
         upload_id, total, rejected = db.execute(
             "SELECT upload_id, rows_total, rows_rejected FROM ingest.uploads ORDER BY received_at DESC LIMIT 1").fetchone()  # fmt: skip
