@@ -59,7 +59,7 @@ def empty_messages() -> pl.DataFrame:
 def cell_text(raw: pl.Expr, field: FieldSpec) -> pl.Expr:
     """Step 2 of judging a cell: trim (unless trim is false); empty text is null."""
     text = raw.str.strip_chars() if field.trim else raw
-    return pl.when(text == "").then(None).otherwise(text)
+    return text.replace("", None)  # as when/then/otherwise, at half the cost
 
 
 def converted(text: pl.Expr, field: FieldSpec) -> pl.Expr:
@@ -319,18 +319,17 @@ class ChunkJudge:
         if failures.is_empty():
             return empty_messages()
         parts = []
-        positions = pl.DataFrame({"row_number": row_numbers, "line_number": line_numbers}).with_row_index("index")
         for (field_name, rule), group in failures.group_by(["field", "rule"], maintain_order=True):
             field = self.spec.field(field_name)
             sentence = rule_sentence(field, rule)
-            rows = group.join(positions.with_columns(pl.col("index").cast(pl.Int64)), on="index", how="left")
-            raw = frame[f"raw:{field_name}"].gather(rows["index"])
-            text = frame[field_name].gather(rows["index"]).fill_null("")
+            index = group["index"]  # the failing records' positions in the frame
+            raw = frame[f"raw:{field_name}"].gather(index)
+            text = frame[field_name].gather(index).fill_null("")
             parts.append(
                 pl.DataFrame(
                     {
-                        "row_number": rows["row_number"],
-                        "line_number": rows["line_number"],
+                        "row_number": row_numbers.gather(index),
+                        "line_number": line_numbers.gather(index),
                         "field": field_name,
                         "rule": rule,
                         "severity": self.severity[field_name],
@@ -359,9 +358,13 @@ class ChunkJudge:
                 .unique(subset=keys, keep="first", maintain_order=True)
                 .with_columns(pl.lit(True).alias("matched:enrich"))
             )
-            frame = frame.join(matches, left_on=list(enrich.on), right_on=keys, how="left", maintain_order="left")
-            matched = frame["matched:enrich"].fill_null(False)
-            frame = frame.drop("matched:enrich")
+            # Joined on the key columns alone (keys are unique in `matches`, so rows stay one to one
+            # and in order), then set beside the frame: a join of the whole frame would copy every column.
+            added = frame.select(list(enrich.on)).join(
+                matches, left_on=list(enrich.on), right_on=keys, how="left", maintain_order="left"
+            ).drop(list(enrich.on))  # fmt: skip
+            matched = added["matched:enrich"].fill_null(False)
+            frame = frame.hstack(added.drop("matched:enrich"))
             if enrich.required and not matched.all():
                 first_field = next(iter(enrich.on))
                 missing = (~matched).arg_true()

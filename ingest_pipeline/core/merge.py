@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ingest_pipeline.core import faults
 from ingest_pipeline.core.errors import WarehouseError
@@ -18,7 +22,7 @@ from ingest_pipeline.core.filespec import FieldType, FileSpec
 from ingest_pipeline.core.judge import MESSAGE_SCHEMA, QUOTED_VALUE_LIMIT, VALUE_LIMIT, field_label
 from ingest_pipeline.core.metrics import StageMetrics, read_all_metrics
 from ingest_pipeline.core.prepare import Manifest, UploadWorkspace
-from ingest_pipeline.core.scan import unique_raw_column
+from ingest_pipeline.core.scan import record_texts, unique_raw_column
 from ingest_pipeline.core.sql import scratch_duckdb, sql_read_parquet, sql_text
 from ingest_pipeline.core.uploads import COMPLETED, FAILED, now
 from ingest_pipeline.core.warehouse import Warehouse, quote_identifier
@@ -68,6 +72,7 @@ class UploadFiles:
     upload_messages = property(lambda self: self.workspace.columns / "upload_messages.parquet")
     column_summary = property(lambda self: self.workspace.columns / "column_summary.parquet")
     rejected_rows = property(lambda self: self.workspace.columns / "rejected_rows.parquet")
+    duplicate_texts = property(lambda self: self.workspace.columns / "duplicate_texts.parquet")
     counts = property(lambda self: self.workspace.columns / "counts.json")
 
     def all_messages(self) -> str:
@@ -116,6 +121,7 @@ def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspa
         else:
             _unique_messages(connection, spec, files)
             _column_summary(connection, spec, files)
+            _duplicate_texts(connection, spec, manifest, files)
             connection.execute(f"""
                 COPY (
                     SELECT _row_number FROM {files.rows()} WHERE _rejected
@@ -171,6 +177,26 @@ def _unique_messages(connection, spec: FileSpec, files: UploadFiles) -> None:
         connection.execute(f"COPY (SELECT * FROM upload_messages LIMIT 0) TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
         return
     connection.execute(f"COPY ({' UNION ALL '.join(selects)}) TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
+
+
+def _duplicate_texts(connection, spec: FileSpec, manifest: Manifest, files: UploadFiles) -> None:
+    """The record text of rows that only `unique` rejects: the chunk scans keep the text of the rows
+    they reject only, so these are read back from the chunk files, one chunk at a time."""
+    rows = connection.execute(f"""
+        SELECT DISTINCT row_number FROM {sql_read_parquet(files.unique_messages)} u
+        WHERE severity = 'error' AND NOT EXISTS (
+            SELECT 1 FROM {files.rows()} r WHERE r._row_number = u.row_number AND r._rejected)
+        ORDER BY row_number
+    """).fetchnumpy()["row_number"]  # fmt: skip
+    rows = np.asarray(rows, dtype=np.int64)
+    schema = pa.schema([("row_number", pa.int64()), ("raw", pa.large_string())])
+    with pq.ParquetWriter(files.duplicate_texts, schema) as writer:
+        for chunk in manifest.chunks:
+            lo, hi = np.searchsorted(rows, [chunk.first_row, chunk.first_row + chunk.records])
+            if hi > lo:
+                texts = record_texts(spec, chunk, files.workspace, rows[lo:hi] - chunk.first_row)
+                frame = pl.DataFrame({"row_number": rows[lo:hi], "raw": texts})
+                writer.write_table(frame.to_arrow().cast(schema))
 
 
 def _column_summary(connection, spec: FileSpec, files: UploadFiles) -> None:
@@ -254,10 +280,14 @@ def write_findings(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, wor
                            "ORDER BY row_number NULLS FIRST, line_number", [upload_id])  # fmt: skip
         fault_point(faults.MERGE)
         if manifest.chunks:
+            # Written by the column stage since chunk scans keep only their rejects' text.
+            duplicates = sql_read_parquet(files.duplicate_texts) if files.duplicate_texts.exists() else (
+                "(SELECT NULL::BIGINT AS row_number, NULL::VARCHAR AS raw LIMIT 0)")  # fmt: skip
             connection.execute(f"""
                 INSERT INTO ingest.rejects
-                SELECT ?, r._row_number, r._line_number, r._raw
+                SELECT ?, r._row_number, r._line_number, coalesce(r._raw, d.raw)
                 FROM {files.rows()} r SEMI JOIN {sql_read_parquet(files.rejected_rows)} x USING (_row_number)
+                LEFT JOIN {duplicates} d ON d.row_number = r._row_number
                 ORDER BY r._row_number
             """, [upload_id])  # fmt: skip
         connection.execute(f"INSERT INTO ingest.column_summary SELECT ?, * FROM {sql_read_parquet(files.column_summary)}",

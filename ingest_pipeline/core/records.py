@@ -225,17 +225,23 @@ def to_utf8(buffer: bytes, encoding: str) -> tuple[bytes, np.ndarray]:
     Undecodable bytes become U+FFFD; the caller rejects the records holding them (rule `encoding`).
     """
     codec = "utf-8" if encoding in ("utf-8", "utf-8-sig") else encoding
-    if codec == "utf-8":
-        try:
-            buffer.decode("utf-8")
-            return buffer, np.empty(0, dtype=np.int64)
-        except UnicodeDecodeError:
-            pass
+    if codec == "utf-8" and _is_utf8(buffer):
+        return buffer, np.empty(0, dtype=np.int64)
     recorder = _BadByteRecorder()
     name = f"ingest_bad_bytes_{id(recorder)}"
     codecs.register_error(name, recorder)
     text = buffer.decode(codec, errors=name)
     return text.encode("utf-8"), np.asarray(recorder.positions, dtype=np.int64)
+
+
+def _is_utf8(buffer: bytes) -> bool:
+    """Whether the buffer is valid UTF-8: Arrow's check, 25 times faster than decoding it in Python."""
+    bounds = pa.py_buffer(np.array([0, len(buffer)], dtype=np.int64).tobytes())
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, bounds, pa.py_buffer(buffer)]).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def records_with_bad_bytes(spans: RecordSpans, bad_positions: np.ndarray) -> np.ndarray:
@@ -278,11 +284,14 @@ class DelimitedCells:
 def delimited_cells(buffer: bytes, spans: RecordSpans, structure: Structure, expected: int) -> DelimitedCells:
     """Cut every record into cells; records whose cell count differs from `expected` get none."""
     data = as_array(buffer)
-    delimiters = np.flatnonzero(data == structure.delimiter)
     quotes = np.flatnonzero(data == structure.quote)
     n = spans.starts.size
     if quotes.size and not _quotes_well_formed(data, quotes, structure):
         return _delimited_cells_record_by_record(buffer, spans, structure, expected)
+    read_by_polars = _cells_by_polars_reader(buffer, spans, structure, expected, quotes)
+    if read_by_polars is not None:
+        return DelimitedCells(np.full(n, expected, dtype=np.int64), read_by_polars, np.ones(n, dtype=bool))
+    delimiters = np.flatnonzero(data == structure.delimiter)
     if quotes.size:
         delimiters = delimiters[np.searchsorted(quotes, delimiters) % 2 == 0]
     # Delimiters are sorted, so each record's are the run between its bounds.
@@ -299,10 +308,6 @@ def delimited_cells(buffer: bytes, spans: RecordSpans, structure: Structure, exp
         grid = delimiters.reshape(n, expected - 1)
     else:
         grid = delimiters[(first[rows][:, None] + np.arange(expected - 1)).ravel()].reshape(rows.size, expected - 1)
-    if rows.size == n:
-        read_by_polars = _cells_by_polars_reader(buffer, spans, structure, expected, grid)
-        if read_by_polars is not None:
-            return DelimitedCells(cell_counts, read_by_polars, complete)
     cells = []
     for position in range(expected):
         cell_starts = spans.starts[rows] if position == 0 else grid[:, position - 1] + 1
@@ -318,12 +323,18 @@ def delimited_cells(buffer: bytes, spans: RecordSpans, structure: Structure, exp
 
 
 def _cells_by_polars_reader(
-    buffer: bytes, spans: RecordSpans, structure: Structure, expected: int, grid: np.ndarray | None
+    buffer: bytes, spans: RecordSpans, structure: Structure, expected: int, quotes: np.ndarray
 ) -> list[pl.Series] | None:
     """Every record well-formed with the right cell count: polars' multi-threaded CSV reader cuts
-    the cells ten times faster. Its answer is used only if it has exactly our records (it keeps
-    blank lines as empty rows, dropped here) and its last column, where line endings would show
-    any disagreement, equals our own cut; otherwise None, and the caller cuts the cells itself."""
+    the cells several times faster than numpy can find the delimiters. Its answer is used only if
+    it has exactly our records (it keeps blank lines as empty rows, dropped here) and every record's
+    cells account for all its bytes; otherwise None, and the caller cuts the cells itself.
+
+    With well-formed quoting (checked by the caller) a record of cells v1..vN takes
+    N - 1 + sum(len(v)) + (quotes in the record) - (quotes in the values) bytes: each quoted cell
+    adds its two enclosing quotes and doubles the quotes inside. polars reads a short record as if
+    padded with empty cells and fails on a long one, so a record with any other cell count, or cut
+    anywhere else than the csv module would cut it, cannot pass this."""
     try:
         frame = pl.read_csv(
             io.BytesIO(buffer), has_header=False, separator=chr(structure.delimiter), quote_char=chr(structure.quote),
@@ -336,12 +347,16 @@ def _cells_by_polars_reader(
         return None
     if not spans.non_blank.all():
         frame = frame.filter(pl.Series(spans.non_blank))
-    last_starts = spans.starts if grid is None else grid[:, -1] + 1
-    last = slices(buffer, last_starts, spans.ends)
-    quoted = (last_starts < spans.ends) & (as_array(buffer)[np.minimum(last_starts, len(buffer) - 1)] == structure.quote)
-    if quoted.any():
-        last = _unquote(last, pl.Series(quoted), chr(structure.quote))
-    if not frame[:, -1].equals(last.alias(frame.columns[-1]), check_names=False):
+    if frame.null_count().sum_horizontal().item():
+        return None
+    record_bytes = spans.ends - spans.starts
+    if quotes.size:
+        # A closing quote right before an opening one is an escaped quote: one quote in a value.
+        escaped = quotes[1:-1:2][quotes[2::2] == quotes[1:-1:2] + 1]
+        in_values = np.searchsorted(escaped, spans.ends) - np.searchsorted(escaped, spans.starts)
+        record_bytes = record_bytes - (np.searchsorted(quotes, spans.ends) - np.searchsorted(quotes, spans.starts)) + in_values
+    cell_bytes = frame.select(pl.sum_horizontal(pl.all().str.len_bytes().cast(pl.Int64)))
+    if not np.array_equal(cell_bytes.to_series().to_numpy() + (expected - 1), record_bytes):
         return None
     return frame.get_columns()
 

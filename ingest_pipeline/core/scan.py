@@ -57,7 +57,6 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     undecodable = records_with_bad_bytes(raw_spans, bad_positions)
     row_numbers = np.arange(chunk.first_row, chunk.first_row + chunk.records, dtype=np.int64)
     line_numbers = spans.line_offsets.astype(np.int64) + chunk.first_line
-    records = slices(utf8, spans.starts, spans.ends)
 
     row_messages = []
     if undecodable.any():
@@ -69,7 +68,7 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     if spec.format.kind == FormatKind.FIXED_WIDTH:
         has_cells = ~undecodable
         raw_cells = pl.DataFrame(
-            [cell.alias(f"raw:{f.name}") for cell, f in zip(fixed_width_cells(records.filter(has_cells), spec.fields), spec.fields, strict=True)]
+            [cell.alias(f"raw:{f.name}") for cell, f in zip(fixed_width_cells(slices(utf8, spans.starts, spans.ends).filter(has_cells), spec.fields), spec.fields, strict=True)]
         )  # fmt: skip
     else:
         parsed = delimited_cells(utf8, spans, structure, manifest.expected_cells)
@@ -99,7 +98,6 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
         "_row_number": row_numbers,
         "_line_number": line_numbers,
         "_has_cells": has_cells,
-        "_raw": records,
     })  # fmt: skip
     if has_cells.all():  # the common case: judged rows are all rows, in the same order
         rows = rows.hstack(judged_rows.drop("_row_number"))
@@ -108,13 +106,28 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     rows = rows.with_columns(
         (~pl.col("_has_cells") | pl.col("_cell_rejected").fill_null(False)).alias("_rejected")
     ).drop("_cell_rejected")
+    # Only rejects need their text (ingest.rejects); the column stage reads that of rows it rejects
+    # as duplicates back from the chunk file (record_texts).
+    rejected = np.flatnonzero(rows["_rejected"].to_numpy())
+    texts = pl.repeat(None, rows.height, dtype=pl.String, eager=True).alias("_raw")
+    if rejected.size:
+        texts = texts.scatter(rejected, slices(utf8, spans.starts[rejected], spans.ends[rejected]))
+    rows = rows.insert_column(3, texts)
     messages = pl.concat([*row_messages, judged.messages]) if row_messages else judged.messages
     workspace.scans.mkdir(parents=True, exist_ok=True)
-    # lz4: these are short-lived work files, where write speed matters more than size.
-    rows.write_parquet(workspace.scan_rows(chunk.index), compression="lz4")
+    # lz4 and no column statistics: these are short-lived work files, read whole, where write
+    # speed matters more than size or skipping row groups.
+    rows.write_parquet(workspace.scan_rows(chunk.index), compression="lz4", statistics=False)
     fault_point(faults.SCAN)
     messages.write_parquet(workspace.scan_messages(chunk.index), compression="lz4")
     return ChunkScan(chunk.index, chunk.records, int(rows["_rejected"].sum()), messages.height)
+
+
+def record_texts(spec: FileSpec, chunk: ChunkInfo, workspace: UploadWorkspace, offsets: np.ndarray) -> pl.Series:
+    """The text of some records of a chunk (0-based positions in it), exactly as scan_chunk reads them."""
+    utf8, _ = to_utf8(workspace.chunk_file(chunk.index).read_bytes(), spec.format.encoding)
+    spans, _ = record_spans(as_array(utf8), Structure.of(spec.format))
+    return slices(utf8, spans.starts[offsets], spans.ends[offsets])
 
 
 def _row_message(row_numbers: np.ndarray, line_numbers: np.ndarray, rule: str, message: str | list[str]) -> pl.DataFrame:
@@ -132,4 +145,4 @@ def _row_message(row_numbers: np.ndarray, line_numbers: np.ndarray, rule: str, m
     )
 
 
-__all__ = ["ChunkScan", "scan_chunk", "load_reference_snapshot", "unique_raw_column", "VALUE_LIMIT"]
+__all__ = ["ChunkScan", "scan_chunk", "record_texts", "load_reference_snapshot", "unique_raw_column", "VALUE_LIMIT"]

@@ -303,7 +303,7 @@ BLOB_HASHES = BlobHashes()
 
 
 def upload_run_config(size: int) -> dict:
-    """In process for an upload smaller than one chunk (as `ingest-pipeline run --executor auto`);
+    """In process below `jobs.in_process_max_bytes()` (as `ingest-pipeline run --executor auto`);
     otherwise one process per step, so that its chunks are scanned in parallel."""
     return {"execution": execution_config(runs_in_process(size))}
 

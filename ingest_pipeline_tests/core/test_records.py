@@ -163,3 +163,19 @@ def test_a_block_with_stray_quotes_and_bare_crs_is_cut_record_by_record():
     parsed = delimited_cells(buffer, spans, COMMA, 3)
     assert parsed.complete.tolist() == [True, True, True]
     assert [cell.to_list() for cell in parsed.cells] == [["1", "2", "3"], ['a"b\rc', "q\rr", "s\r"], ["x", "y", "z"]]
+
+
+def test_polars_cut_is_checked_against_every_records_bytes(monkeypatch):
+    """Escaped and empty quoted cells pass the byte check; a short record (which polars pads with
+    empty cells) fails it, and the exact cut reports its count."""
+    from ingest_pipeline.core import records
+
+    used = []
+    reader = records._cells_by_polars_reader
+    monkeypatch.setattr(records, "_cells_by_polars_reader", lambda *a: used.append(out := reader(*a)) or out)
+    quoted = 'a,"""",""\n"x""y""",,"z,"\r\n"",b,""""""\n'
+    assert tokenize(quoted, 3) == read_with_csv_module(quoted)
+    assert used[-1] is not None
+    short = 'a,b,c\n"d,",e\nf,g,h\n'
+    assert tokenize(short, 3) == [(1, ["a", "b", "c"]), (2, ["<2 cells>"]), (3, ["f", "g", "h"])]
+    assert used[-1] is None

@@ -196,7 +196,8 @@ def test_hidden_and_partial_files_are_ignored(harness):
     assert not result.run_requests and result.skip_reason.skip_message == "no new uploads"
 
 
-def test_the_run_config_picks_the_executor_by_size():
+def test_the_run_config_picks_the_executor_by_size(monkeypatch):
+    monkeypatch.setenv("INGEST_IN_PROCESS_MAX_BYTES", str(TARGET_CHUNK_BYTES))
     job = defs.resolve_job_def("ingest_upload")
     small = validate_run_config(job, upload_run_config(TARGET_CHUNK_BYTES - 1))["execution"]
     large = validate_run_config(job, upload_run_config(TARGET_CHUNK_BYTES))["execution"]
