@@ -174,8 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sha256, size = hash_stream(stream)
     upload_id = compute_upload_id(args.company, spec.form_type, sha256)
     warehouse = Warehouse(home / "warehouse.duckdb")
-    with upload_lock(home, upload_id) as waited:
-        reconcile_dead_runs(home)
+    with upload_lock(home, upload_id) as waited, open_dagster_instance() as instance:
+        reconcile_dead_runs(home, instance)
         joined = waited and _finished_meanwhile(warehouse, upload_id)
         if not joined:
             register_upload(warehouse, upload_id=upload_id, company_id=args.company, form_type=spec.form_type,
@@ -186,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 args.executor == "auto" and runs_in_process(size) and args.chunk_rows is None)  # fmt: skip
             run_ingest_job(upload_id, source=str(path.resolve()), company_id=args.company, form_type=spec.form_type,
                            chunk_rows=args.chunk_rows, in_process=in_process,
-                           log_file=home / "logs" / f"run-{upload_id}.log", report=args.report)  # fmt: skip
+                           log_file=home / "logs" / f"run-{upload_id}.log", report=args.report, instance=instance)  # fmt: skip
     upload = get_upload(warehouse, upload_id)
     print(f"upload {upload_id}: {upload['status']}" + (" (ingested by the other process)" if joined else ""))
     if upload["rows_total"] is not None:
@@ -230,12 +230,13 @@ def _finished_meanwhile(warehouse: Warehouse, upload_id: str) -> bool:
     return upload is not None and upload["status"] == COMPLETED
 
 
-def reconcile_dead_runs(home: Path) -> None:
+def reconcile_dead_runs(home: Path, instance=None) -> None:
     """End the home's runs whose process died and fail the uploads they stranded (see defs/run_health.py)."""
     from ingest_pipeline.defs.run_health import reconcile
 
-    configure_environment(home, None)
-    with open_dagster_instance() as instance:
+    if instance is None:
+        configure_environment(home, None)
+    with _opened(instance) as instance:
         done = reconcile(instance, Warehouse(home / "warehouse.duckdb"))
     if done.dead_runs or done.failed_uploads:
         print(f"ingest-pipeline: {done.summary()}", file=sys.stderr)
@@ -250,7 +251,7 @@ def _check_company(company_id: str | None) -> None:
 
 def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: str, chunk_rows: int | None = None,
                    in_process: bool = False, log_file: Path | None = None, launched_by: str = "cli",
-                   report: bool = False) -> str:  # fmt: skip
+                   report: bool = False, instance=None) -> str:  # fmt: skip
     """Run the ingest job for one registered upload on the home's Dagster instance; returns the run id.
 
     Shows a progress bar on the terminal while it runs; afterwards makes sure the upload has ended
@@ -271,7 +272,7 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
         from ingest_pipeline.defs.reports import INLINE_REPORT_TAG
 
         tags[INLINE_REPORT_TAG] = "inline"  # the report sensors leave this run to us
-    with open_dagster_instance() as instance:
+    with _opened(instance) as instance:
         instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
         with _progress_bar(upload_id), _stderr_into(log_file):
             result = execute_job(reconstructable(ingest_upload_job_def), instance, run_config=run_config, tags=tags)
@@ -279,6 +280,11 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
         if report:
             _run_report_job(instance, upload_id, log_file)
         return result.run_id
+
+
+def _opened(instance):
+    """The instance a caller already has open (opening one costs ~1 s), else the home's, opened now."""
+    return contextlib.nullcontext(instance) if instance is not None else open_dagster_instance()
 
 
 @contextlib.contextmanager
