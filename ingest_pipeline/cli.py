@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--executor", choices=["auto", "multiprocess", "in_process"], default="auto",
         help="multiprocess scans chunks in parallel, one process per step; in_process avoids process start-up; "
-        "auto (default) picks in_process for files smaller than one chunk",
+        "auto (default) picks in_process below INGEST_IN_PROCESS_MAX_BYTES (1 GiB on two cores, else one chunk)",
     )  # fmt: skip
     run.add_argument("--report", action="store_true",
                      help="also write the client report (<home>/reports/<upload_id>.xlsx) after the run")  # fmt: skip
