@@ -201,6 +201,7 @@ def test_a_receiver_down_during_the_run_gets_the_upload_from_the_sensor_once_it_
     (listed,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith(delivery_id)]
     assert "upload.completed  pending  1" in listed and "could not reach http://127.0.0.1" in listed
 
+    time.sleep(max(0.0, (outbox(home)[0][3] - now()).total_seconds()) + 0.05)  # the retry is due
     tick_outbox_sensor(home)  # still down: a second failed attempt, rescheduled
     assert outbox(home)[0][1:3] == ("pending", 2)
     receiver = Receiver(port=port)  # the receiver comes back, on its address
