@@ -109,19 +109,34 @@ def as_array(buffer: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(buffer, dtype=np.uint8)
 
 
-def record_terminators(data: np.ndarray, structure: Structure) -> np.ndarray:
+@dataclass
+class StructuralBytes:
+    """Where a buffer's line breaks and quotes are: found once, used for records and for cells."""
+
+    newlines: np.ndarray
+    quotes: np.ndarray  # empty when the format has no quote character
+    quotes_well_formed: bool  # every quote opens at a cell start or closes at a cell end
+
+    @classmethod
+    def of(cls, data: np.ndarray, structure: Structure) -> "StructuralBytes":
+        newlines = np.flatnonzero(data == NEWLINE)
+        if structure.quote is None:
+            return cls(newlines, np.empty(0, dtype=np.int64), True)
+        quotes = np.flatnonzero(data == structure.quote)
+        return cls(newlines, quotes, quotes.size == 0 or _quotes_well_formed(data, quotes, structure))
+
+
+def record_terminators(data: np.ndarray, structure: Structure, found: StructuralBytes | None = None) -> np.ndarray:
     """Positions of the line breaks that end records in `data`, which starts at a record start.
 
     Line breaks inside an unfinished record at the end of `data` are not returned; the caller
     carries those bytes over to the next block.
     """
-    newlines = np.flatnonzero(data == NEWLINE)
-    if structure.quote is None or newlines.size == 0:
+    found = found or StructuralBytes.of(data, structure)
+    newlines, quotes = found.newlines, found.quotes
+    if quotes.size == 0 or newlines.size == 0:
         return newlines
-    quotes = np.flatnonzero(data == structure.quote)
-    if quotes.size == 0:
-        return newlines
-    if not _quotes_well_formed(data, quotes, structure):
+    if not found.quotes_well_formed:
         return _terminators_by_state_machine(data, structure)
     quotes_before = np.searchsorted(quotes, newlines)
     return newlines[quotes_before % 2 == 0]
@@ -178,6 +193,7 @@ class RecordSpans:
     line_offsets: np.ndarray  # 0-based line of each record's start within the buffer
     lines_in_buffer: int  # physical line breaks in the buffer
     non_blank: np.ndarray  # over every line-ended record, blank lines included: False for blank ones
+    structural: StructuralBytes | None = None  # of the same buffer, when the records use all of it
 
 
 def record_spans(data: np.ndarray, structure: Structure, final: bool = True) -> tuple[RecordSpans, int]:
@@ -186,7 +202,8 @@ def record_spans(data: np.ndarray, structure: Structure, final: bool = True) -> 
     With `final`, bytes after the last line break are the last record (a file need not end in a
     line break). Blank lines (`\\n` or `\\r\\n` alone) are not records.
     """
-    terminators = record_terminators(data, structure)
+    found = StructuralBytes.of(data, structure)
+    terminators = record_terminators(data, structure, found)
     if final and (terminators.size == 0 or terminators[-1] != data.size - 1) and data.size:
         ends = np.append(terminators, data.size)
         used = data.size
@@ -202,10 +219,12 @@ def record_spans(data: np.ndarray, structure: Structure, final: bool = True) -> 
         has_cr = (content_ends > starts) & (data[np.maximum(content_ends - 1, 0)] == CARRIAGE_RETURN)
         content_ends[has_cr] -= 1
     keep = content_ends > starts
-    newlines = np.flatnonzero(data[:used] == NEWLINE)
+    newlines = found.newlines[: np.searchsorted(found.newlines, used)]
     starts, content_ends = starts[keep], content_ends[keep]
     line_offsets = np.searchsorted(newlines, starts)
-    return RecordSpans(starts, content_ends, line_offsets, int(newlines.size), keep), used
+    if used < data.size:  # an unfinished record follows: its quotes are not these records'
+        found = None
+    return RecordSpans(starts, content_ends, line_offsets, int(newlines.size), keep, found), used
 
 
 class _BadByteRecorder:
@@ -284,9 +303,10 @@ class DelimitedCells:
 def delimited_cells(buffer: bytes, spans: RecordSpans, structure: Structure, expected: int) -> DelimitedCells:
     """Cut every record into cells; records whose cell count differs from `expected` get none."""
     data = as_array(buffer)
-    quotes = np.flatnonzero(data == structure.quote)
+    found = spans.structural or StructuralBytes.of(data, structure)
+    quotes = found.quotes
     n = spans.starts.size
-    if quotes.size and not _quotes_well_formed(data, quotes, structure):
+    if not found.quotes_well_formed:
         return _delimited_cells_record_by_record(buffer, spans, structure, expected)
     read_by_polars = _cells_by_polars_reader(buffer, spans, structure, expected, quotes)
     if read_by_polars is not None:

@@ -5,9 +5,11 @@ the chunk starts). Uniqueness across the upload is left to the column stage, whi
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from ingest_pipeline.core import faults
 from ingest_pipeline.core.faults import fault_point
@@ -115,11 +117,9 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     rows = rows.insert_column(3, texts)
     messages = pl.concat([*row_messages, judged.messages]) if row_messages else judged.messages
     workspace.scans.mkdir(parents=True, exist_ok=True)
-    # lz4 and no column statistics: these are short-lived work files, read whole, where write
-    # speed matters more than size or skipping row groups.
-    rows.write_parquet(workspace.scan_rows(chunk.index), compression="lz4", statistics=False)
+    write_work_parquet(rows, workspace.scan_rows(chunk.index))
     fault_point(faults.SCAN)
-    messages.write_parquet(workspace.scan_messages(chunk.index), compression="lz4")
+    write_work_parquet(messages, workspace.scan_messages(chunk.index))
     return ChunkScan(chunk.index, chunk.records, int(rows["_rejected"].sum()), messages.height)
 
 
@@ -128,6 +128,21 @@ def record_texts(spec: FileSpec, chunk: ChunkInfo, workspace: UploadWorkspace, o
     utf8, _ = to_utf8(workspace.chunk_file(chunk.index).read_bytes(), spec.format.encoding)
     spans, _ = record_spans(as_array(utf8), Structure.of(spec.format))
     return slices(utf8, spans.starts[offsets], spans.ends[offsets])
+
+
+DICTIONARY_SAMPLE_ROWS = 8192
+
+
+def write_work_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """Write a short-lived work file, read whole by DuckDB: lz4, no column statistics, and
+    dictionary encoding only for columns whose values repeat (judged on the first rows).
+
+    Dictionaries make DuckDB's distinct counts over repeating columns several times faster, but
+    building one for a column of mostly distinct values is the writer's largest cost (measured on a
+    496k-row roster chunk: 269 ms CPU this way, 317-412 ms with a dictionary for every column)."""
+    head = frame.head(DICTIONARY_SAMPLE_ROWS)
+    repeating = [name for name in frame.columns if head[name].n_unique() * 8 <= max(head.height, 1)]
+    pq.write_table(frame.to_arrow(), path, use_dictionary=repeating, compression="lz4", write_statistics=False)
 
 
 def _row_message(row_numbers: np.ndarray, line_numbers: np.ndarray, rule: str, message: str | list[str]) -> pl.DataFrame:
