@@ -16,12 +16,13 @@ from ingest_pipeline.defs.assets import (
 from ingest_pipeline.defs.partitions import uploads_partitions
 
 # Each step runs in its own process, so chunks are scanned in parallel. The processes fork from a
-# server that has already imported the pipeline: a step starts in a fraction of a second instead
-# of paying the imports (Dagster, polars, pandera, DuckDB, Azure) again.
+# server that has already imported the pipeline and the instance's storage (defs/step_preload.py):
+# a step starts in a fraction of a second instead of paying the imports (Dagster, its SQLite
+# storage, polars, pandera, DuckDB) again.
 MULTIPROCESS_EXECUTION = {
     "config": {
         "multiprocess": {
-            "start_method": {"forkserver": {"preload_modules": ["ingest_pipeline.definitions"]}},
+            "start_method": {"forkserver": {"preload_modules": ["ingest_pipeline.defs.step_preload"]}},
         }
     }
 }
