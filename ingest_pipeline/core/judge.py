@@ -87,7 +87,10 @@ def converted(text: pl.Expr, field: FieldSpec) -> pl.Expr:
         return text.map_batches(lambda texts: python_dates(texts, fmt, dtype), return_dtype=dtype)
     chrono_fmt = re.sub(r"%(.)", lambda m: "%6f" if m.group(1) == "f" else m.group(0), fmt)
     parsed = text.str.strptime(dtype, chrono_fmt, strict=False, exact=True)
-    return pl.when(parsed.dt.strftime(chrono_fmt) == text).then(parsed)
+    # As Python reads them: it has no year 0 (chrono does), and its %Y writes the years before 1000
+    # with fewer than four digits, so their four-digit texts never give themselves back.
+    in_python_range = parsed.dt.year() >= (1000 if "%Y" in fmt else 1)
+    return pl.when((parsed.dt.strftime(chrono_fmt) == text) & in_python_range).then(parsed)
 
 
 # Polars reads dates with Rust's chrono, which agrees with Python's strptime on every directive

@@ -7,7 +7,12 @@ import pytest
 import yaml
 
 from ingest_pipeline.core.filespec import parse_filespec
-from ingest_pipeline.core.judge import ChunkJudge, ReferenceSnapshot, build_schema, typed_column
+from ingest_pipeline.core.judge import (
+    ChunkJudge,
+    ReferenceSnapshot,
+    build_schema,
+    typed_column,
+)
 
 STATES = pl.DataFrame({"code": ["CA", "NY", "CA"], "name": ["California", "New York", "Second California"]})
 
@@ -141,3 +146,13 @@ def test_dates_are_read_as_pythons_strptime_reads_them(fmt, good, bad):
     expected = [dt.datetime.strptime(text, fmt) for text in good]
     expected = [v.astimezone(dt.UTC).replace(tzinfo=None) if v.tzinfo else v for v in expected]
     assert result.frame[typed_column("a")].to_list()[: len(good)] == expected
+
+
+
+@pytest.mark.parametrize(("fmt", "text"), [("%Y-%m-%d", "0000-01-01"), ("%Y-%m-%d", "0943-11-25"), ("%Y-%m-%dT%H:%M:%S", "0999-12-31T10:00:00")])
+def test_years_python_cannot_write_back_are_not_dates(fmt, text):
+    # Python has no year 0, and its %Y writes years before 1000 with fewer digits: no round trip.
+    kind = "date" if "H" not in fmt else "datetime"
+    result = judge(f"{{name: a, type: {kind}, format: '{fmt}'}}", [text, "2020-01-05" + text[10:]])
+    assert result.messages["rule"].to_list() == ["type"]
+    assert result.messages["row_number"].to_list() == [1]
