@@ -227,29 +227,6 @@ def record_spans(data: np.ndarray, structure: Structure, final: bool = True) -> 
     return RecordSpans(starts, content_ends, line_offsets, int(newlines.size), keep, found), used
 
 
-def records_part(spans: RecordSpans, lo: int, hi: int, size: int) -> tuple[int, int, RecordSpans]:
-    """Records lo..hi-1 of a buffer of `size` bytes as spans of their own bytes: their first byte,
-    the end of their bytes (the next record's start, so blank lines after them come along), and
-    the spans relative to that first byte. Every record's cells read the same in its part."""
-    count = spans.starts.size
-    first = int(spans.starts[lo])
-    end = int(spans.starts[hi]) if hi < count else size
-    line_ended = np.flatnonzero(spans.non_blank)  # where each record is among the line-ended ones
-    non_blank = spans.non_blank[line_ended[lo] : line_ended[hi] if hi < count else spans.non_blank.size]
-    found = spans.structural
-    if found is None:  # a bug: only spans of a whole buffer know where its quotes are
-        raise ValueError("records_part needs the spans of a whole buffer (record_spans with final=True)")
-
-    def within(positions: np.ndarray) -> np.ndarray:
-        return positions[np.searchsorted(positions, first) : np.searchsorted(positions, end)] - first
-
-    structural = StructuralBytes(within(found.newlines), within(found.quotes), found.quotes_well_formed)
-    part = RecordSpans(spans.starts[lo:hi] - first, spans.ends[lo:hi] - first,
-                       spans.line_offsets[lo:hi] - spans.line_offsets[lo], int(structural.newlines.size),
-                       non_blank, structural)  # fmt: skip
-    return first, end, part
-
-
 class _BadByteRecorder:
     """A codec error handler that remembers where undecodable bytes are and replaces them."""
 

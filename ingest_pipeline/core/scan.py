@@ -4,8 +4,6 @@ A chunk is judged on its own; row and line numbers are the whole file's (the man
 the chunk starts). Uniqueness across the upload is left to the column stage, which sees all chunks.
 """
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +17,11 @@ from ingest_pipeline.core.filespec import FileSpec, FormatKind
 from ingest_pipeline.core.judge import MESSAGE_SCHEMA, VALUE_LIMIT, ChunkJudge, ReferenceSnapshot, typed_column
 from ingest_pipeline.core.prepare import ChunkInfo, Manifest, UploadWorkspace
 from ingest_pipeline.core.records import (
-    RecordSpans,
     Structure,
     as_array,
     delimited_cells,
     fixed_width_cells,
     record_spans,
-    records_part,
     records_with_bad_bytes,
     slices,
     to_utf8,
@@ -60,63 +56,10 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     spans, _ = record_spans(as_array(utf8), structure) if utf8 is not raw_bytes else (raw_spans, None)
     if spans.starts.size != chunk.records or raw_spans.starts.size != chunk.records:
         raise RuntimeError(f"chunk {chunk.index} has {spans.starts.size} records, the manifest says {chunk.records}")
-    records = ChunkRecords(
-        undecodable=records_with_bad_bytes(raw_spans, bad_positions),
-        row_numbers=np.arange(chunk.first_row, chunk.first_row + chunk.records, dtype=np.int64),
-        line_numbers=spans.line_offsets.astype(np.int64) + chunk.first_line,
-    )
-    # The chunk's records are judged in parts side by side: polars, numpy and Arrow let go of the
-    # GIL, so the parts' single-threaded phases (cutting record spans, pandera's checks one by one)
-    # share the cores. Records are judged alone, so the parts' results only need putting together.
-    bounds = np.linspace(0, chunk.records, scan_parts(chunk.records) + 1).astype(int).tolist()
+    undecodable = records_with_bad_bytes(raw_spans, bad_positions)
+    row_numbers = np.arange(chunk.first_row, chunk.first_row + chunk.records, dtype=np.int64)
+    line_numbers = spans.line_offsets.astype(np.int64) + chunk.first_line
 
-    def scan_part(lo: int, hi: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-        first, end, part_spans = records_part(spans, lo, hi, len(utf8)) if hi - lo < chunk.records else (0, len(utf8), spans)
-        return _scan_records(spec, manifest, judge, utf8[first:end], part_spans, records.part(lo, hi))
-
-    if len(bounds) == 2:
-        results = [scan_part(0, chunk.records)]
-    else:
-        with ThreadPoolExecutor(len(bounds) - 1) as pool:
-            results = list(pool.map(scan_part, bounds[:-1], bounds[1:]))
-    rows = pl.concat([rows for rows, _ in results])
-    messages = pl.concat([messages for _, messages in results])
-    workspace.scans.mkdir(parents=True, exist_ok=True)
-    write_work_parquet(rows, workspace.scan_rows(chunk.index))
-    fault_point(faults.SCAN)
-    write_work_parquet(messages, workspace.scan_messages(chunk.index))
-    return ChunkScan(chunk.index, chunk.records, int(rows["_rejected"].sum()), messages.height)
-
-
-MIN_PART_RECORDS = 50_000  # below this a part's fixed costs outweigh judging it beside another
-SCAN_THREADS_ENV = "INGEST_SCAN_THREADS"
-
-
-def scan_parts(records: int) -> int:
-    """Parts a chunk's records are judged in, side by side: $INGEST_SCAN_THREADS, else one per core,
-    each of at least MIN_PART_RECORDS records."""
-    configured = os.environ.get(SCAN_THREADS_ENV, "").strip()
-    threads = int(configured) if configured else (os.cpu_count() or 1)
-    return max(1, min(threads, records // MIN_PART_RECORDS))
-
-
-@dataclass
-class ChunkRecords:
-    """What is known of each record of a chunk before its cells are cut."""
-
-    undecodable: np.ndarray  # holds bytes that are not valid in the file's encoding
-    row_numbers: np.ndarray  # the whole file's
-    line_numbers: np.ndarray
-
-    def part(self, lo: int, hi: int) -> "ChunkRecords":
-        return ChunkRecords(self.undecodable[lo:hi], self.row_numbers[lo:hi], self.line_numbers[lo:hi])
-
-
-def _scan_records(spec: FileSpec, manifest: Manifest, judge: ChunkJudge, utf8: bytes, spans: RecordSpans,
-                  records: ChunkRecords) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
-    """Judge some records of a chunk (`spans` within `utf8`): their rows and messages."""
-    structure = Structure.of(spec.format)
-    undecodable, row_numbers, line_numbers = records.undecodable, records.row_numbers, records.line_numbers
     row_messages = []
     if undecodable.any():
         row_messages.append(_row_message(
@@ -173,7 +116,11 @@ def _scan_records(spec: FileSpec, manifest: Manifest, judge: ChunkJudge, utf8: b
         texts = texts.scatter(rejected, slices(utf8, spans.starts[rejected], spans.ends[rejected]))
     rows = rows.insert_column(3, texts)
     messages = pl.concat([*row_messages, judged.messages]) if row_messages else judged.messages
-    return rows, messages
+    workspace.scans.mkdir(parents=True, exist_ok=True)
+    write_work_parquet(rows, workspace.scan_rows(chunk.index))
+    fault_point(faults.SCAN)
+    write_work_parquet(messages, workspace.scan_messages(chunk.index))
+    return ChunkScan(chunk.index, chunk.records, int(rows["_rejected"].sum()), messages.height)
 
 
 def record_texts(spec: FileSpec, chunk: ChunkInfo, workspace: UploadWorkspace, offsets: np.ndarray) -> pl.Series:

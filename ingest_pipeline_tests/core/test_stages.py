@@ -229,26 +229,3 @@ def test_a_bad_max_record_setting_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("INGEST_MAX_RECORD_MIB", "lots")
     with pytest.raises(IngestError, match="INGEST_MAX_RECORD_MIB is 'lots', not a positive number of MiB"):
         ingest(tmp_path, CSV_SPEC, b"id,note,code\n1,a,A\n")
-
-
-MIXED_CONTENTS = [
-    (CSV_SPEC, rows_of(300)),
-    (CSV_SPEC, b'\xef\xbb\xbfid,note,code\r\n1,"two\r\nlines",A\r\n\r\n2,"say ""hi""",Z\r\n3,x\r\n4,caf\xe9,B\r\n1,"dup, again",B'),
-    (CSV_SPEC, b'id,note,code\n1,ab"c,A\n2,"x",B\n3,y"",Z\n\n4,"q""r",A\n5,z,A,extra\n'),  # stray quotes: the exact path
-    (FIXED_SPEC, "001Zoë  Y\r\n002Bob\n\n0x3Al   N\n".encode() + b"004\xff   Y\n"),
-]
-
-
-@pytest.mark.parametrize(("spec_yaml", "content"), MIXED_CONTENTS)
-@pytest.mark.parametrize("threads", ["2", "5"])
-def test_a_chunk_judged_in_parts_side_by_side_gives_what_one_part_gives(tmp_path, monkeypatch, spec_yaml, content, threads):
-    from ingest_pipeline.core import scan
-
-    monkeypatch.setenv("INGEST_SCAN_THREADS", "1")
-    whole = ingest(tmp_path / "whole", spec_yaml, content)
-    monkeypatch.setattr(scan, "MIN_PART_RECORDS", 1)
-    monkeypatch.setenv("INGEST_SCAN_THREADS", threads)
-    assert scan.scan_parts(5) == min(int(threads), 5)
-    in_parts = ingest(tmp_path / "parts", spec_yaml, content)
-    assert in_parts[:4] == whole[:4]
-    assert whole[0] and whole[2]  # messages and rejects to compare
