@@ -257,7 +257,7 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
     Shows a progress bar on the terminal while it runs; afterwards makes sure the upload has ended
     (completed or failed) and, with `report`, writes its client report in a run of its own.
     """
-    from dagster import execute_job, reconstructable
+    from dagster import reconstructable
 
     from ingest_pipeline.definitions import ingest_upload_job_def
     from ingest_pipeline.defs.partitions import uploads_partitions
@@ -275,11 +275,33 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
     with _opened(instance) as instance:
         instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
         with _progress_bar(upload_id), _stderr_into(log_file):
-            result = execute_job(reconstructable(ingest_upload_job_def), instance, run_config=run_config, tags=tags)
+            result = execute_job_as_the_ui_would_see_it(reconstructable(ingest_upload_job_def), instance, run_config, tags)
         _end_stranded_upload(upload_id, result.run_id, log_file)
         if report:
             _run_report_job(instance, upload_id, log_file)
         return result.run_id
+
+
+def execute_job_as_the_ui_would_see_it(recon_job, instance, run_config: dict, tags: dict):
+    """`dagster.execute_job` in this process, with the run's origin set to the code location that
+    `ingest-pipeline ui` and the daemon serve (this project's workspace.yaml): without an origin the
+    UI cannot re-execute a run ("Re-execute from failure"), so command-line runs could not be resumed
+    where they failed as UI and sensor runs can."""
+    from dagster._core.execution.api import execute_run
+    from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
+    from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.workspace.load import location_origins_from_yaml_paths
+
+    (location,) = location_origins_from_yaml_paths([str(PROJECT_ROOT / "workspace.yaml")])
+    job = recon_job.get_definition()
+    run = instance.create_run_for_job(
+        job_def=job,
+        run_config=run_config,
+        tags={**job.run_tags, **tags},
+        job_code_origin=recon_job.get_python_origin(),
+        remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job.name),
+    )
+    return execute_run(recon_job, run, instance, raise_on_error=True)  # as execute_job does
 
 
 def _opened(instance):
@@ -365,14 +387,14 @@ def _end_stranded_upload(upload_id: str, run_id: str, log_file: Path | None) -> 
 
 def _run_report_job(instance, upload_id: str, log_file: Path | None) -> None:
     """Materialize `client_report` for the upload; a failure is reported on stderr, never raised."""
-    from dagster import execute_job, reconstructable
+    from dagster import reconstructable
 
     from ingest_pipeline.definitions import upload_report_job_def
 
     run_config = command_line_run_config(in_process=True)
     with _stderr_into(log_file):
-        result = execute_job(reconstructable(upload_report_job_def), instance, run_config=run_config,
-                             tags={"dagster/partition": upload_id, "ingest/launched_by": "cli"})  # fmt: skip
+        result = execute_job_as_the_ui_would_see_it(reconstructable(upload_report_job_def), instance, run_config,
+                                                    {"dagster/partition": upload_id, "ingest/launched_by": "cli"})  # fmt: skip
     if not result.success:
         print(f"ingest-pipeline: the report of upload {upload_id} could not be written; see run {result.run_id}",
               file=sys.stderr)  # fmt: skip
