@@ -301,7 +301,7 @@ def execute_job_as_the_ui_would_see_it(recon_job, instance, run_config: dict, ta
         job_code_origin=recon_job.get_python_origin(),
         remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job.name),
     )
-    return execute_run(recon_job, run, instance, raise_on_error=True)  # as execute_job does
+    return execute_run(recon_job, run, instance)  # as execute_job does: failures end the run, not this process
 
 
 def _opened(instance):
