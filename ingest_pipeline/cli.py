@@ -20,6 +20,7 @@ from ingest_pipeline.core.companies import company_id_problem
 from ingest_pipeline.core.errors import FilespecError, IngestError
 from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_filespec, load_form_type
 from ingest_pipeline.core.home import PROJECT_ROOT, resolve_filespecs, resolve_home
+from ingest_pipeline.core.startup import modules_loaded
 from ingest_pipeline.core.storage import AZURE_URI_SCHEME
 from ingest_pipeline.core.uploads import (
     COMPLETED,
@@ -126,10 +127,8 @@ def _fail_usage(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # Dagster's preview/beta notices are not the user's business
-    # Importing Dagster and the pipeline leaves ~200k long-lived objects, and the cyclic garbage
-    # collector walks all of them on every full collection: about 1 s of a small upload went into
-    # collections while they loaded and at exit. It is paused while a command imports what it
-    # needs (`modules_loaded` resumes it; short commands end before) and those objects are frozen.
+    # The garbage collector is paused while a command imports what it needs (core/startup.py):
+    # `modules_loaded` resumes it once those are in; short commands end before.
     gc.disable()
     try:
         args = build_parser().parse_args(argv)
@@ -148,20 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         modules_loaded()
-
-
-_modules_frozen = False
-
-
-def modules_loaded() -> None:
-    """The command has imported its modules: they stay for good, so the collector leaves them out
-    of every later collection (`gc.freeze`), and it runs again for what the command does next.
-    Only the first call in a process freezes: what later runs leave must stay collectable."""
-    global _modules_frozen
-    if not _modules_frozen:
-        gc.freeze()
-        _modules_frozen = True
-    gc.enable()
 
 
 def configure_environment(home: Path, filespecs: Path | None) -> Path:
