@@ -149,7 +149,8 @@ class SensorRun:
 def _upload_row(warehouse_path: Path) -> tuple | None:
     """The newest upload's (status, received_at, started_at, error), read under the pipeline's shared
     lock, never before the sensor has created the warehouse (a first reader would create it)."""
-    sys.path.insert(0, str(PROJECT))
+    if str(PROJECT) not in sys.path:
+        sys.path.insert(0, str(PROJECT))
     from ingest_pipeline.core.warehouse import Warehouse
 
     if not warehouse_path.exists():
@@ -169,7 +170,7 @@ def _runs_ended(dagster_home: Path) -> bool:
         return bool(runs) and all(run.status in FINISHED_STATUSES for run in runs)
 
 
-def _wait(condition, seconds: float, what: str, daemon: subprocess.Popen, log: Path, every: float = 0.2):
+def _wait(condition, seconds: float, what: str, daemon: subprocess.Popen, log: Path, every: float = 0.25):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
