@@ -2,6 +2,7 @@
 
 usage: python bench/compare_peers.py [--rows N] [--bad RATE] [--peers duckdb_parse,polars_rules,...]
                                      [--executors default,multiprocess,in_process] [--small-rows 1000]
+                                     [--sensor]
 
 Generates one roster with ../shared/bench/gen_roster.py, measures each peer with
 ../shared/bench/peers.py and the pipeline with `ingest-pipeline run` (the real Dagster job) in the
@@ -11,14 +12,22 @@ same run, and prints rows per second and the ratios issue 8 asks for:
 - the scan stage summed over all chunks (ingest.stage_metrics) / polars_rules, both in wall
   seconds and in CPU seconds (target <= 2; CPU seconds are what the machine's noise moves least);
 - rows per second, each process's peak RSS and the whole process tree's (sampled);
-- a small upload (--small-rows, default 1,000) end to end through `ingest-pipeline run` (target <= 4 s).
+- a small upload (--small-rows, default 1,000) end to end through `ingest-pipeline run` (target <= 4 s);
+- with --sensor, the same small upload from landing folder to `completed` through the sensor: a real
+  `dagster-daemon` on a fresh home (default settings), the file dropped into
+  `<home>/landing/acme/employee_roster/` just after the sensor's first tick has ended (the worst
+  moment: a file landing just before a tick is registered up to 5 s sooner), `ingest.uploads` polled
+  read-only until the upload has ended (target <= 15 s). The daemon is always stopped afterwards.
 
 The machines are noisy: read the ratios against the peers measured in the same run, not absolute times.
 """
 
 import argparse
+import datetime as dt
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +44,9 @@ SHARED_BENCH = PROJECT.parent / "shared" / "bench"
 if not SHARED_BENCH.exists():
     SHARED_BENCH = Path("/work/shared/bench")
 CLI = [sys.executable, "-m", "ingest_pipeline.cli"]
+DAEMON = Path(sys.executable).with_name("dagster-daemon")
 MIB = 2**20
+SENSOR_TIMEOUT_SECONDS = 180.0  # the daemon's start-up, the first tick, then landing to an ended upload
 
 
 @dataclass
@@ -126,6 +137,99 @@ def run_pipeline(roster: Path, home: Path, executor: str) -> PipelineRun:
     return PipelineRun(measured, total, rejected, stages)
 
 
+@dataclass
+class SensorRun:
+    seconds: float  # the file's landing to its upload ended, as `ingest.uploads` shows it
+    status: str
+    registered: float  # seconds after landing: the sensor registered the upload
+    started: float | None  # the run's prepare step began
+    error: str | None
+
+
+def _upload_row(warehouse_path: Path) -> tuple | None:
+    """The newest upload's (status, received_at, started_at, error), read under the pipeline's shared
+    lock, never before the sensor has created the warehouse (a first reader would create it)."""
+    if str(PROJECT) not in sys.path:
+        sys.path.insert(0, str(PROJECT))
+    from ingest_pipeline.core.warehouse import Warehouse
+
+    if not warehouse_path.exists():
+        return None
+    with Warehouse(warehouse_path).connect(write=False) as db:
+        return db.execute("SELECT status, received_at, started_at, error FROM ingest.uploads "
+                          "ORDER BY received_at DESC LIMIT 1").fetchone()  # fmt: skip
+
+
+def _runs_ended(dagster_home: Path) -> bool:
+    """Whether the instance has runs and all of them have ended (read as the Dagster UI reads them)."""
+    from dagster import DagsterInstance
+    from dagster._core.storage.dagster_run import FINISHED_STATUSES
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_runs()
+        return bool(runs) and all(run.status in FINISHED_STATUSES for run in runs)
+
+
+def _wait(condition, seconds: float, what: str, daemon: subprocess.Popen, log: Path, every: float = 0.25):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise SystemExit(f"dagster-daemon exited ({daemon.returncode}) {what}; log {log}:\n{log.read_text()[-2000:]}")
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise SystemExit(f"timed out after {seconds:.0f}s {what}; daemon log {log}")
+
+
+def run_through_sensor(roster: Path, home: Path) -> SensorRun:
+    """Landing to ended through a real `dagster-daemon` on a fresh home (the daemon of `ingest-pipeline ui`)."""
+    (home / "dagster").mkdir(parents=True)
+    shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster" / "dagster.yaml")
+    landing = home / "landing" / "acme" / "employee_roster"
+    landing.mkdir(parents=True)
+    env = {**os.environ, "INGEST_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "PYTHONPATH": str(PROJECT)}
+    log = home / "daemon.log"
+    with open(log, "wb") as out:
+        daemon = subprocess.Popen([str(DAEMON), "run", "-w", str(PROJECT / "workspace.yaml")], cwd=home / "dagster",
+                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + SENSOR_TIMEOUT_SECONDS
+        # Landing just after a tick that found nothing, the worst moment: the sensor's next tick sees
+        # the file and the one after settles it (seen unchanged), 5-10 s later.
+        _wait(lambda: "Sensor upload_sensor skipped" in log.read_text(errors="replace"),
+              deadline - time.monotonic(), "before the upload sensor's first tick", daemon, log)  # fmt: skip
+        shutil.copyfile(roster, landing / f".{roster.name}.part")
+        landed = time.monotonic()
+        landed_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        os.replace(landing / f".{roster.name}.part", landing / roster.name)
+        row = _wait(lambda: (r := _upload_row(home / "warehouse.duckdb")) and r[0] in ("completed", "failed") and r,
+                    deadline - time.monotonic(), "before the upload ended", daemon, log)  # fmt: skip
+        seconds = time.monotonic() - landed
+        # Its Dagster run goes on a moment (the last asset check); stopping the daemon now would fail it.
+        _wait(lambda: _runs_ended(home / "dagster"), 60, "before the upload's Dagster run ended", daemon, log, every=0.5)
+    finally:
+        _stop(daemon)
+    status, received_at, started_at, error = row
+    started = (started_at - landed_at).total_seconds() if started_at else None
+    return SensorRun(seconds, status, (received_at - landed_at).total_seconds(), started, error)
+
+
+def _stop(daemon: subprocess.Popen) -> None:
+    """The daemon and everything it started (code server, run workers): its own process group."""
+    if daemon.poll() is None:
+        os.killpg(daemon.pid, signal.SIGTERM)
+    try:
+        daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(daemon.pid, signal.SIGKILL)  # anything left in the group (a run worker)
+    except ProcessLookupError:
+        pass
+    daemon.wait()
+
+
 def describe(name: str, rows: int, m: Measured, note: str = "") -> None:
     print(f"  {name:<24} {m.seconds:7.2f} s  cpu {m.cpu_seconds:7.2f} s  {rows / m.seconds:>11,.0f} rows/s  "
           f"peak RSS {m.peak_process_rss / MIB:6.0f} MiB (tree {m.peak_tree_rss / MIB:6.0f} MiB)  {note}")  # fmt: skip
@@ -136,8 +240,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--bad", type=float, default=0.01)
     parser.add_argument("--peers", default="duckdb_parse,polars_parse,polars_rules,pandera_polars")
-    parser.add_argument("--executors", default="default", help="pipeline executors to measure: default (no flag), multiprocess, in_process, auto")
+    parser.add_argument("--executors", default="default", help="pipeline executors to measure: default (no flag), multiprocess, in_process, auto ('' for none)")
     parser.add_argument("--small-rows", type=int, default=1_000, help="rows of the small upload timed end to end (0: skip)")
+    parser.add_argument("--sensor", action="store_true",
+                        help="also time the small upload from landing folder to completed through a real dagster-daemon")
     parser.add_argument("--work", default=None, help="folder for the files and the pipeline homes (default: a temp folder)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="ingest-bench-"))
@@ -148,12 +254,12 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
 
     peers: dict[str, Measured] = {}
-    for tool in args.peers.split(","):
+    for tool in filter(None, args.peers.split(",")):
         peers[tool] = measure([sys.executable, str(SHARED_BENCH / "peers.py"), str(roster), tool])
         describe(tool, args.rows, peers[tool], f"({peers[tool].stdout.strip()})")
 
     runs: dict[str, PipelineRun] = {}
-    for executor in args.executors.split(","):
+    for executor in filter(None, args.executors.split(",")):
         stamp = time.strftime("%H%M%S")
         run = runs[executor] = run_pipeline(roster, work / f"home-{executor}-{stamp}", executor)
         describe(f"pipeline:{executor}", args.rows, run.measured, f"({run.rows:,} rows, {run.rejected:,} rejected)")
@@ -165,6 +271,13 @@ def main() -> None:
         small_roster = roster_file(work, args.small_rows, args.bad)
         small = run_pipeline(small_roster, work / f"home-small-{time.strftime('%H%M%S')}", "default")
         describe(f"pipeline:{args.small_rows} rows", args.small_rows, small.measured, "(default settings)")
+    sensed = None
+    if args.sensor:
+        sensed = run_through_sensor(roster_file(work, args.small_rows or 1_000, args.bad),
+                                    work / f"home-sensor-{time.strftime('%H%M%S')}")  # fmt: skip
+        began = f"{sensed.started:.1f} s" if sensed.started is not None else "never"
+        print(f"  sensor: registered {sensed.registered:.1f} s after landing, prepare began at {began}, "
+              f"{sensed.status} at {sensed.seconds:.1f} s" + (f" ({sensed.error})" if sensed.error else ""))  # fmt: skip
 
     print("ratios (pipeline / peer; issue 8 targets in brackets):")
     parse, rules = peers.get("polars_parse"), peers.get("polars_rules")
@@ -183,6 +296,8 @@ def main() -> None:
               f"process tree {run.measured.peak_tree_rss / MIB:,.0f} MiB [<= 2048]")  # fmt: skip
     if small:
         print(f"  {args.small_rows:,}-row upload end to end {small.measured.seconds:.1f} s [<= 4 s]")
+    if sensed:
+        print(f"  landing to {sensed.status} through the sensor {sensed.seconds:.1f} s [<= 15 s]")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import datetime as dt
 import fcntl
+import gc
 import os
 import shutil
 import sys
@@ -18,6 +19,8 @@ from pathlib import Path
 from ingest_pipeline.core.companies import company_id_problem
 from ingest_pipeline.core.errors import FilespecError, IngestError
 from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_filespec, load_form_type
+from ingest_pipeline.core.home import PROJECT_ROOT, resolve_filespecs, resolve_home
+from ingest_pipeline.core.startup import modules_loaded
 from ingest_pipeline.core.storage import AZURE_URI_SCHEME
 from ingest_pipeline.core.uploads import (
     COMPLETED,
@@ -29,7 +32,6 @@ from ingest_pipeline.core.uploads import (
     register_upload,
 )
 from ingest_pipeline.core.warehouse import Warehouse
-from ingest_pipeline.defs.settings import PROJECT_ROOT, resolve_filespecs, resolve_home
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -125,6 +127,9 @@ def _fail_usage(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # Dagster's preview/beta notices are not the user's business
+    # The garbage collector is paused while a command imports what it needs (core/startup.py):
+    # `modules_loaded` resumes it once those are in; short commands end before.
+    gc.disable()
     try:
         args = build_parser().parse_args(argv)
         handler = {"run": cmd_run, "status": cmd_status, "check-spec": cmd_check_spec, "generate": cmd_generate,
@@ -140,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    finally:
+        modules_loaded()
 
 
 def configure_environment(home: Path, filespecs: Path | None) -> Path:
@@ -273,6 +280,7 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
 
         tags[INLINE_REPORT_TAG] = "inline"  # the report sensors leave this run to us
     with _opened(instance) as instance:
+        modules_loaded()
         instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
         with _progress_bar(upload_id), _stderr_into(log_file):
             result = execute_job_as_the_ui_would_see_it(reconstructable(ingest_upload_job_def), instance, run_config, tags)
@@ -528,6 +536,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ingest_pipeline.core.client_report import write_client_report
 
+    modules_loaded()
     home, filespecs = resolve_home(args.home), resolve_filespecs(args.filespecs)
     warehouse = Warehouse(home / "warehouse.duckdb")
     if not warehouse.path.exists() or get_upload(warehouse, args.upload_id) is None:
@@ -675,6 +684,7 @@ def cmd_check_spec(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from ingest_pipeline.core.generate import generate_upload
 
+    modules_loaded()
     if args.rows < 0:
         raise UsageError("--rows must be 0 or more")
     if not 0 <= args.error_rate <= 1:

@@ -1,24 +1,31 @@
-"""The Dagster code location: builds `defs` and nothing else."""
+"""The Dagster code location: builds `defs` and nothing else.
 
-from dagster import Definitions, JobDefinition
+Dagster imports this module once in each of its processes (code server, run worker, step worker)
+and keeps it for the process's life: the collector is paused while it loads (core/startup.py).
+"""
 
-from ingest_pipeline.defs.assets import VALIDATE_JOB_NAME, ingest_assets
-from ingest_pipeline.defs.checks import ingest_checks
-from ingest_pipeline.defs.jobs import INGEST_JOB_NAME, ingest_upload_job, validate_upload_job
-from ingest_pipeline.defs.maintenance import maintenance_sensors
-from ingest_pipeline.defs.reports import REPORT_JOB_NAME, client_report, report_sensors, upload_report_job
-from ingest_pipeline.defs.resources import landing_storage_resource_from_env
-from ingest_pipeline.defs.run_health import dead_run_sensor
-from ingest_pipeline.defs.sensors import upload_sensor
-from ingest_pipeline.defs.settings import IngestSettings
+from ingest_pipeline.core.startup import collector_paused
 
-defs = Definitions(
-    assets=[*ingest_assets, client_report],
-    asset_checks=ingest_checks,
-    jobs=[ingest_upload_job, validate_upload_job, upload_report_job],
-    sensors=[upload_sensor, dead_run_sensor, *report_sensors, *maintenance_sensors],
-    resources={"ingest_settings": IngestSettings(), "landing": landing_storage_resource_from_env()},
-)
+with collector_paused():
+    from dagster import Definitions, JobDefinition
+
+    from ingest_pipeline.defs.assets import VALIDATE_JOB_NAME, ingest_assets
+    from ingest_pipeline.defs.checks import ingest_checks
+    from ingest_pipeline.defs.jobs import INGEST_JOB_NAME, ingest_upload_job, validate_upload_job
+    from ingest_pipeline.defs.maintenance import maintenance_sensors
+    from ingest_pipeline.defs.reports import REPORT_JOB_NAME, client_report, report_sensors, upload_report_job
+    from ingest_pipeline.defs.resources import landing_storage_resource_from_env
+    from ingest_pipeline.defs.run_health import dead_run_sensor
+    from ingest_pipeline.defs.sensors import upload_sensor
+    from ingest_pipeline.defs.settings import IngestSettings
+
+    defs = Definitions(
+        assets=[*ingest_assets, client_report],
+        asset_checks=ingest_checks,
+        jobs=[ingest_upload_job, validate_upload_job, upload_report_job],
+        sensors=[upload_sensor, dead_run_sensor, *report_sensors, *maintenance_sensors],
+        resources={"ingest_settings": IngestSettings(), "landing": landing_storage_resource_from_env()},
+    )
 
 
 def ingest_upload_job_def() -> JobDefinition:

@@ -11,7 +11,6 @@ from pathlib import Path
 from ingest_pipeline.core.errors import IngestError
 from ingest_pipeline.core.filespec import FileSpec, load_form_type
 from ingest_pipeline.core.prepare import UploadWorkspace
-from ingest_pipeline.core.report import write_upload_report
 from ingest_pipeline.core.uploads import get_upload
 from ingest_pipeline.core.warehouse import Warehouse
 
@@ -58,6 +57,8 @@ def write_client_report(
         header = workspace.load_manifest().header if workspace.manifest.exists() else None
     except Exception:  # an unreadable or older manifest only costs the report its labels
         logger.warning("upload %s: could not read the header from %s", upload_id, workspace.manifest, exc_info=True)
+    from ingest_pipeline.core.report import write_upload_report  # openpyxl: loaded by reports only
+
     path = write_upload_report(warehouse, upload_id, spec, Path(out), header=header, max_rows_per_sheet=REPORT_MAX_ROWS)
     return ClientReport(path, upload["status"], spec_source, len(header) if header is not None else None)
 

@@ -28,12 +28,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
-
-from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobType, ContainerClient
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from ingest_pipeline.core.errors import StorageError
+
+if TYPE_CHECKING:  # the Azure SDK is imported where a blob is touched: a local landing folder never loads it
+    from azure.core.exceptions import AzureError
+    from azure.storage.blob import ContainerClient
 
 AZURE_URI_SCHEME = "azure://"
 _TEMP_SUFFIXES = (".tmp", ".part")
@@ -442,6 +443,8 @@ class _ChunkStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:  # noqa: ANN001 - any writable buffer
+        from azure.core.exceptions import AzureError, ResourceModifiedError
+
         while not self._chunk:
             try:
                 chunk = next(self._chunks, None)
@@ -465,7 +468,7 @@ class _ChunkStream(io.RawIOBase):
         super().close()
 
 
-def _azure_reason(error: AzureError) -> str:
+def _azure_reason(error: "AzureError") -> str:
     """The first line of an Azure error, without its trailing period."""
     lines = str(error).strip().splitlines()
     return (lines[0] if lines else type(error).__name__).rstrip(".")
@@ -478,7 +481,7 @@ class AzureBlobLandingStorage:
     commits, whereas append and page blobs can be seen half-written.
     """
 
-    def __init__(self, container_client: ContainerClient, prefix: str = "") -> None:
+    def __init__(self, container_client: "ContainerClient", prefix: str = "") -> None:
         self.container_client = container_client
         stripped = prefix.strip("/")
         self.prefix = f"{stripped}/" if stripped else ""
@@ -492,6 +495,9 @@ class AzureBlobLandingStorage:
         A blob whose name is not a plain landing path (`landing_path_problem`: `..`, `.` or empty
         segments, a leading '/', a backslash, a control character) is listed as refused.
         """
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        from azure.storage.blob import BlobType
+
         try:
             for blob in self.container_client.list_blobs(name_starts_with=self.prefix + prefix, include=["metadata"]):
                 path = blob.name[len(self.prefix) :]
@@ -519,6 +525,8 @@ class AzureBlobLandingStorage:
         The chunks are read with the ETag of the first response, so a blob replaced mid-read
         raises StorageError instead of mixing two versions.
         """
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
         _checked_parts(path)
         name = self.prefix + path
         where = f"{AZURE_URI_SCHEME}{self.container_client.account_name}/{self.container_client.container_name}/{name}"
@@ -536,6 +544,8 @@ class AzureBlobLandingStorage:
 
     def put_blob(self, path: str, data: bytes | BinaryIO, metadata: dict[str, str] | None = None) -> None:
         """Uploads (or replaces) a block blob with its metadata; it appears when the upload commits."""
+        from azure.core.exceptions import AzureError
+
         _checked_parts(path)
         name = self.prefix + path
         try:
@@ -555,7 +565,7 @@ def parse_azure_uri(uri: str) -> tuple[str, str, str]:
 
 def open_source(
     uri: str,
-    azure_container_client_factory: Callable[[str, str], ContainerClient] | None = None,
+    azure_container_client_factory: Callable[[str, str], "ContainerClient"] | None = None,
     landing_root: Path | None = None,
 ) -> BinaryIO:
     """Opens a recorded source uri (`LandingStorage.source_uri`) for streaming binary reads.

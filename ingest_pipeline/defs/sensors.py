@@ -49,7 +49,10 @@ from ingest_pipeline.defs.partitions import uploads_partitions
 from ingest_pipeline.defs.resources import LandingStorageResource
 from ingest_pipeline.defs.settings import IngestSettings
 
-UPLOAD_SENSOR_INTERVAL_SECONDS = int(os.environ.get("INGEST_SENSOR_INTERVAL_SECONDS") or 15)
+# The daemon evaluates sensors at most every 5 s (its loop); an interval below that ticks on every
+# loop, so a small upload settles (seen unchanged on two ticks) within 5-10 s of landing. An interval
+# of exactly 5 would skip every other loop whenever a tick starts a moment earlier than the last.
+UPLOAD_SENSOR_INTERVAL_SECONDS = int(os.environ.get("INGEST_SENSOR_INTERVAL_SECONDS") or 4)
 # A merge holds the warehouse lock for as long as it writes; a tick waits this long for it and
 # otherwise tries again next tick, rather than running into the sensor's time limit.
 WAREHOUSE_WAIT_SECONDS = 10.0

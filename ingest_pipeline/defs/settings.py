@@ -6,21 +6,11 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from ingest_pipeline.core.home import DEFAULT_HOME, PROJECT_ROOT, resolve_filespecs, resolve_home
 from ingest_pipeline.core.prepare import UploadWorkspace
 from ingest_pipeline.core.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_HOME = ".ingest"
-
-
-def resolve_home(home: str | os.PathLike | None = None) -> Path:
-    """`--home`, else $INGEST_HOME, else `.ingest/` in the working directory; made absolute."""
-    return Path(home or os.environ.get("INGEST_HOME") or DEFAULT_HOME).expanduser().resolve()
-
-
-def resolve_filespecs(filespecs: str | os.PathLike | None = None) -> Path:
-    """`--filespecs`, else $INGEST_FILESPECS, else the project's `filespecs/`; made absolute."""
-    return Path(filespecs or os.environ.get("INGEST_FILESPECS") or PROJECT_ROOT / "filespecs").expanduser().resolve()
+__all__ = ["DEFAULT_HOME", "PROJECT_ROOT", "IngestSettings", "resolve_filespecs", "resolve_home"]
 
 
 class IngestSettings(ConfigurableResource):
