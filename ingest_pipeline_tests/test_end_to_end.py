@@ -133,6 +133,19 @@ def test_a_file_failing_an_upload_rule_exits_1_with_the_reason(home, tmp_path, c
     assert query(home, "SELECT count(*) FROM ingest.messages WHERE rule = 'missing_column'") == [(13,)]
 
 
+def test_a_file_of_another_form_type_fails_at_once_naming_what_it_looks_like(home, tmp_path, capsys):
+    claims = tmp_path / "claims.txt"
+    assert main(["generate", "--form-type", "claims_extract", "--rows", "3000", "--out", str(claims), "--home", str(home)]) == 0
+    code = main(["run", str(claims), "--company", "acme", "--form-type", "payroll", "--home", str(home)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "failed: The file does not look like payroll: 0 of its first 3000 records have the layout's cells" in err
+    assert "it looks like claims_extract." in err
+    assert query(home, "SELECT status, rows_total, rows_rejected FROM ingest.uploads") == [("failed", None, None)]
+    assert query(home, "SELECT rule FROM ingest.messages") == [("layout",)]
+    assert query(home, "SELECT count(*) FROM ingest.stage_metrics WHERE stage = 'scan'") == [(0,)]
+
+
 def test_check_spec(tmp_path, capsys):
     assert main(["check-spec", str(PROJECT / "filespecs" / "payroll.yaml")]) == 0
     broken = tmp_path / "broken.yaml"

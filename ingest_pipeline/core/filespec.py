@@ -294,8 +294,12 @@ class Quality(_Strict):
     """Quality gate settings."""
 
     max_error_rate: float | None = None
+    # Share of the first records (up to 256 KiB) that must have the layout's shape (delimited: the
+    # cell count; fixed width: reaching the last field), else the upload fails at once (rule
+    # `layout`) without a record scanned. 0 turns the check off. An extension of the contract.
+    min_layout_match: float = 0.5
 
-    @field_validator("max_error_rate")
+    @field_validator("max_error_rate", "min_layout_match")
     @classmethod
     def _rate(cls, value: float | None) -> float | None:
         if value is not None and not 0 <= value <= 1:
@@ -622,3 +626,17 @@ def load_form_type(form_type: str, filespecs_dir: str | Path) -> FileSpec:
         known = ", ".join(sorted(p.stem for p in Path(filespecs_dir).glob("*.yaml"))) or "none"
         raise UnknownFormTypeError(f"unknown form type {form_type!r}: no {path} (known form types: {known})")
     return load_filespec(path)
+
+
+def load_other_form_types(form_type: str, filespecs_dir: str | Path) -> list[FileSpec]:
+    """Every other form type's filespec that loads (a broken one elsewhere is not this upload's
+    problem): what a file that does not look like its own form type is compared with."""
+    specs = []
+    for path in sorted(Path(filespecs_dir).glob("*.yaml")):
+        if path.stem != form_type:
+            try:
+                specs.append(load_filespec(path))
+            except FilespecError:
+                continue
+    return specs
+

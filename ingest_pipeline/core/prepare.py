@@ -232,6 +232,7 @@ def prepare_chunks(
     chunk_rows: int | None = None,
     expected_sha256: str | None = None,
     block_bytes: int = BLOCK_BYTES,
+    other_specs: list[FileSpec] = (),
 ) -> Manifest:
     """Stream `stream` into chunk files under `workspace` and return the manifest (also written)."""
     record_format = spec.format
@@ -315,7 +316,15 @@ def prepare_chunks(
         raise SourceFileError(f"{source} changed since it was registered (its SHA-256 is now {sha256[:12]}…); upload it again")
     manifest = _manifest(spec, header, writer, upload_id=upload_id, company_id=company_id, source=source,
                          sha256=sha256, size=total_bytes, chunk_rows=chunk_rows or MIN_CHUNK_ROWS)  # fmt: skip
-    manifest.sniff = sniff(spec, workspace, manifest)
+    verdict = sniff(spec, workspace, manifest)
+    manifest.sniff = verdict.sentence
+    if verdict.share < spec.quality.min_layout_match:
+        with open(workspace.chunk_file(1), "rb") as chunk:
+            others = other_form_types_like(chunk.read(SNIFF_BYTES), [s for s in other_specs if s.form_type != spec.form_type])
+        failure = layout_failure(spec, verdict, others)
+        if failure:  # nothing is scanned: the upload fails with the one sentence, its chunks unused
+            manifest.failure, manifest.chunks, manifest.rows_total = failure, [], 0
+            manifest.upload_messages.append(upload_message("layout", "error", failure))
     workspace.manifest.parent.mkdir(parents=True, exist_ok=True)
     workspace.filespec.write_text(spec.model_dump_json())
     workspace.manifest.write_text(manifest.to_json())
@@ -422,26 +431,82 @@ def _manifest(spec, header, writer, *, upload_id, company_id, source, sha256, si
 SNIFF_BYTES = 256 * 1024
 
 
-def sniff(spec: FileSpec, workspace: UploadWorkspace, manifest: Manifest) -> str:
+@dataclass
+class Sniff:
+    """A quick look at the first records of an upload: how many have the form type's shape."""
+
+    records: int  # looked at (0: nothing to look at)
+    matching: int  # of those, with the form type's shape
+    sentence: str  # what was seen, for the prepare step's metadata
+    seen: str = ""  # what most records look like instead, when they do not match
+
+    @property
+    def share(self) -> float:
+        return self.matching / self.records if self.records else 1.0
+
+
+def sniff(spec: FileSpec, workspace: UploadWorkspace, manifest: Manifest) -> Sniff:
     """A quick look at the first records: does the file look like this form type at all?"""
     if manifest.failure or not manifest.chunks:
-        return "no records to look at"
+        return Sniff(0, 0, "no records to look at")
     with open(workspace.chunk_file(1), "rb") as chunk:
         sample = chunk.read(SNIFF_BYTES)
+    matching, records, seen = _shape_in_sample(spec, sample, manifest.expected_cells)
+    if records == 0:
+        return Sniff(0, 0, "the first records are longer than the sample")
+    verdict = "looks like" if matching >= records / 2 else "does not look like"
+    if spec.format.kind == FormatKind.FIXED_WIDTH:
+        sentence = f"{verdict} {spec.form_type}: {records - matching} of the first {records} lines are shorter than the layout"
+    else:
+        sentence = f"{verdict} {spec.form_type}: {matching} of the first {records} records have {manifest.expected_cells} cells"
+    return Sniff(records, matching, sentence, seen)
+
+
+def _shape_in_sample(spec: FileSpec, sample: bytes, expected_cells: int | None = None, strict: bool = False) -> tuple[int, int, str]:
+    """(records with the layout's shape, records looked at, what most records look like) in a sample
+    of whole records: delimited, `expected_cells` cells (at least the fields, for a header file of
+    unknown header); fixed width, reaching the last field's start (`strict`: and not past the
+    layout's end, so that another layout's longer lines do not count)."""
     structure = Structure.of(spec.format)
     spans, _ = record_spans(as_array(sample), structure, final=False)
     if spans.starts.size == 0:
-        return "the first records are longer than the sample"
+        return 0, 0, ""
     if spec.format.kind == FormatKind.FIXED_WIDTH:
-        # A line that does not even reach the last field's start is not this layout.
-        last_start = max(f.start for f in spec.fields)
-        short = int((spans.ends - spans.starts < last_start).sum())
-        share = short / spans.starts.size
-        verdict = "looks like" if share < 0.5 else "does not look like"
-        return f"{verdict} {spec.form_type}: {short} of the first {spans.starts.size} lines are shorter than the layout"
+        lengths = spans.ends - spans.starts
+        fits = lengths >= max(f.start for f in spec.fields)
+        if strict:
+            fits &= lengths <= max(f.start + f.width - 1 for f in spec.fields)
+        matching = int(fits.sum())
+        return matching, int(spans.starts.size), f"most lines are {int(np.median(lengths))} characters long"
     utf8, _ = to_utf8(sample[: int(spans.ends[-1])], spec.format.encoding)
     utf8_spans, _ = record_spans(as_array(utf8), structure)
-    counts = delimited_cells(utf8, utf8_spans, structure, manifest.expected_cells).cell_counts
-    matching = int((counts == manifest.expected_cells).sum())
-    verdict = "looks like" if matching >= spans.starts.size / 2 else "does not look like"
-    return f"{verdict} {spec.form_type}: {matching} of the first {spans.starts.size} records have {manifest.expected_cells} cells"
+    counts = delimited_cells(utf8, utf8_spans, structure, expected_cells or len(spec.fields)).cell_counts
+    if expected_cells is None and spec.format.has_header:
+        matching = int((counts >= len(spec.fields)).sum())
+    else:
+        matching = int((counts == (expected_cells or len(spec.fields))).sum())
+    values, times = np.unique(counts, return_counts=True)
+    most = int(values[np.argmax(times)])
+    separator = {"\t": "tabs", ",": "commas", "|": "'|'", ";": "semicolons"}.get(spec.format.delimiter, repr(spec.format.delimiter))
+    return matching, int(counts.size), f"most records have {most} cell{'s' if most != 1 else ''} when split at {separator}"
+
+
+def other_form_types_like(sample: bytes, specs: list[FileSpec]) -> list[str]:
+    """The form types whose layout most of these first records have (a hint for a wrong upload)."""
+    found = []
+    for other in specs:
+        matching, records, _ = _shape_in_sample(other, sample, strict=True)
+        if records and matching >= records * max(other.quality.min_layout_match, 0.5):
+            found.append(other.form_type)
+    return found
+
+
+def layout_failure(spec: FileSpec, verdict: Sniff, others: list[str]) -> str | None:
+    """The sentence an upload fails with when too few of its first records have the form type's shape
+    (`quality.min_layout_match`, default 0.5; 0 turns the check off), else None."""
+    if verdict.records == 0 or verdict.share >= spec.quality.min_layout_match:
+        return None
+    shape = "reach the last field" if spec.format.kind == FormatKind.FIXED_WIDTH else "have the layout's cells"
+    instead = f"; it looks like {' or '.join(others)}" if others else ""
+    return (f"The file does not look like {spec.form_type}: {verdict.matching} of its first {verdict.records} records "
+            f"{shape} ({verdict.seen}){instead}. Check the form type it was uploaded as.")  # fmt: skip

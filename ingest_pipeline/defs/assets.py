@@ -29,7 +29,7 @@ from pydantic import Field
 
 from ingest_pipeline.core.completion import notify_upload_finished
 from ingest_pipeline.core.errors import IngestError, WorkFilesRemovedError
-from ingest_pipeline.core.filespec import load_form_type
+from ingest_pipeline.core.filespec import load_form_type, load_other_form_types
 from ingest_pipeline.core.judge import ChunkJudge
 from ingest_pipeline.core.merge import (
     fail_upload_after_findings,
@@ -168,6 +168,7 @@ def upload_chunks(
             manifest = prepare_chunks(
                 stream, spec, workspace, upload_id=upload_id, company_id=upload["company_id"], source=upload["source"],
                 chunk_rows=config.chunk_rows, expected_sha256=upload["sha256"],
+                other_specs=load_other_form_types(spec.form_type, ingest_settings.filespecs_path),
             )  # fmt: skip
         metrics.rows = manifest.rows_total
     write_metrics(metrics, workspace.metrics)

@@ -229,3 +229,27 @@ def test_a_bad_max_record_setting_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("INGEST_MAX_RECORD_MIB", "lots")
     with pytest.raises(IngestError, match="INGEST_MAX_RECORD_MIB is 'lots', not a positive number of MiB"):
         ingest(tmp_path, CSV_SPEC, b"id,note,code\n1,a,A\n")
+
+
+def test_a_file_that_does_not_look_like_its_form_type_fails_before_any_record_is_scanned(tmp_path):
+    content = ("\n".join(["id|note|code", *[f"{i}|n{i}|A" for i in range(1, 50)]]) + "\n").encode()
+    headerless = CSV_SPEC.replace("header: true}", "header: false}")
+    messages, results, rejects, upload, manifest = ingest(tmp_path, headerless, content)
+    assert upload == ("queued", None, None, None)  # not judged row by row; the merge asset ends it failed
+    assert manifest.chunks == [] and manifest.rows_total == 0 and results == [] == rejects
+    assert messages == [(None, None, None, "layout", "error", None)]
+    assert manifest.failure == ("The file does not look like t: 0 of its first 50 records have the layout's cells "
+                                "(most records have 1 cell when split at commas). Check the form type it was uploaded as.")  # fmt: skip
+    # Opting out: the records are judged, each rejected for its cell count.
+    opted_out = headerless.replace("form_type: t\n", "form_type: t\nquality: {min_layout_match: 0}\n")
+    messages, _, rejects, upload, _ = ingest(tmp_path / "opted-out", opted_out, content)
+    assert upload == ("completed", 50, 0, 50) and {m[3] for m in messages} == {"field_count"}
+
+
+def test_half_the_first_records_in_shape_is_enough():
+    from ingest_pipeline.core.prepare import Sniff, layout_failure
+
+    spec = parse_filespec(yaml.load(CSV_SPEC, Loader=yaml.BaseLoader), "t.yaml")
+    assert layout_failure(spec, Sniff(10, 5, ""), []) is None
+    assert layout_failure(spec, Sniff(0, 0, ""), []) is None  # nothing to look at: nothing to say
+    assert "it looks like payroll" in layout_failure(spec, Sniff(10, 4, "", "most records have 9 cells"), ["payroll"])
