@@ -200,7 +200,13 @@ def _duplicate_texts(connection, spec: FileSpec, manifest: Manifest, files: Uplo
 
 
 def _column_summary(connection, spec: FileSpec, files: UploadFiles) -> None:
-    """Per field: rows judged, nulls, distinct values, error and warning messages, min and max."""
+    """Per field: rows judged, nulls, distinct values, error and warning messages, min and max.
+
+    Counts, mins and maxes come from one pass over the rows. Distinct values are exact: one
+    `SELECT DISTINCT` per field (a grouping, which DuckDB spills to disk beyond its memory limit,
+    and cheaper than `count(DISTINCT ...)`); a `unique` field's are its converted values less the
+    duplicates its `unique` messages name, since every duplicate gets exactly one.
+    """
     connection.execute(f"""
         CREATE TEMP TABLE field_messages AS
         SELECT field, count(*) FILTER (severity = 'error') AS errors, count(*) FILTER (severity = 'warning') AS warnings,
@@ -209,24 +215,29 @@ def _column_summary(connection, spec: FileSpec, files: UploadFiles) -> None:
               UNION ALL SELECT field, severity, rule FROM {sql_read_parquet(files.unique_messages)})
         WHERE field IS NOT NULL GROUP BY field
     """)  # fmt: skip
-    selects = []
-    for field in spec.fields:
-        name = quote_identifier(field.name)
-        selects.append(f"""
-            SELECT {sql_text(field.name)} AS field, count(*) AS rows,
-                   count(*) - count({name}) AS not_converted, count(DISTINCT {name}) AS distinct_values,
-                   min({name})::VARCHAR AS min_value, max({name})::VARCHAR AS max_value
-            FROM {files.rows()} WHERE _has_cells
-        """)  # fmt: skip
-    order = ", ".join(f"({sql_text(f.name)}, {i})" for i, f in enumerate(spec.fields))
+    names = [quote_identifier(f.name) for f in spec.fields]
+    stats = ", ".join(
+        f"count({name}) AS c{i}, min({name})::VARCHAR AS lo{i}, max({name})::VARCHAR AS hi{i}" for i, name in enumerate(names)
+    )
+    connection.execute(f"CREATE TEMP TABLE field_stats AS SELECT count(*) AS rows, {stats} FROM {files.rows()} WHERE _has_cells")
+    selects, distincts = [], []
+    for i, (field, name) in enumerate(zip(spec.fields, names, strict=True)):
+        if field.unique:
+            duplicates = f"SELECT count(*) FROM {sql_read_parquet(files.unique_messages)} WHERE field = {sql_text(field.name)}"
+            distinct = f"(SELECT c{i} FROM field_stats) - ({duplicates})"
+        else:
+            distinct = f"(SELECT count(*) FROM (SELECT DISTINCT {name} FROM {files.rows()} WHERE _has_cells AND {name} IS NOT NULL))"
+        distincts.append(f"SELECT {sql_text(field.name)} AS field, {distinct} AS distinct_values")
+        selects.append(f"""SELECT {sql_text(field.name)} AS field, rows, rows - c{i} AS not_converted, lo{i} AS min_value,
+                                  hi{i} AS max_value, {i} AS position FROM field_stats""")
     connection.execute(f"""
         COPY (
-            SELECT s.field, s.rows, s.not_converted - coalesce(m.type_failures, 0) AS nulls, s.distinct_values,
+            SELECT s.field, s.rows, s.not_converted - coalesce(m.type_failures, 0) AS nulls, d.distinct_values,
                    coalesce(m.errors, 0) AS errors, coalesce(m.warnings, 0) AS warnings, s.min_value, s.max_value
             FROM ({' UNION ALL '.join(selects)}) s
+            JOIN ({' UNION ALL '.join(distincts)}) d USING (field)
             LEFT JOIN field_messages m USING (field)
-            JOIN (VALUES {order}) AS o(field, position) USING (field)
-            ORDER BY o.position
+            ORDER BY s.position
         ) TO {sql_text(str(files.column_summary))} (FORMAT parquet)
     """)  # fmt: skip
 

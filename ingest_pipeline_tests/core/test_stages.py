@@ -229,3 +229,28 @@ def test_a_bad_max_record_setting_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("INGEST_MAX_RECORD_MIB", "lots")
     with pytest.raises(IngestError, match="INGEST_MAX_RECORD_MIB is 'lots', not a positive number of MiB"):
         ingest(tmp_path, CSV_SPEC, b"id,note,code\n1,a,A\n")
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 2])
+def test_column_summary_counts_exactly_what_the_rows_hold(tmp_path, chunk_rows):
+    # A unique field whose values repeat (one three times), are missing or fail their type: its
+    # distinct count is derived from the `unique` messages, the others' are counted; both must be
+    # what the converted values themselves say, whatever the chunk size.
+    lines = ["id,note,code", "1,a,A", "2,a,B", "1,b,A", "x,b,A", ",c,Z", "1,c,B", "3,,A", "2,d,A", "4,d,"]
+    spec = CSV_SPEC.replace("required: true, unique: true", "unique: true")
+    ingest(tmp_path, spec, ("\n".join(lines) + "\n").encode(), chunk_rows=chunk_rows)
+    home = tmp_path / f"home-{chunk_rows}-{1 << 20}"
+    with Warehouse(home / "warehouse.duckdb").connect(write=False) as connection:
+        summary = connection.execute(
+            "SELECT field, rows, nulls, distinct_values, errors, min_value, max_value FROM ingest.column_summary"
+        ).fetchall()
+    cells = [line.split(",") for line in lines[1:]]
+    ids = [int(c[0]) for c in cells if c[0].isdigit()]
+    notes, codes = [c[1] for c in cells if c[1]], [c[2] for c in cells if c[2]]
+    assert summary == [
+        # id: 'x' fails its type (an error, not a null); four later rows repeat a value (errors).
+        ("id", 9, 1, len(set(ids)), 1 + len(ids) - len(set(ids)), str(min(ids)), str(max(ids))),
+        ("note", 9, 1, len(set(notes)), 0, min(notes), max(notes)),
+        # code: 'Z' is not in the lookup (an error; its value still counts as converted).
+        ("code", 9, 1, len(set(codes)), 1, min(codes), max(codes)),
+    ]
