@@ -25,7 +25,7 @@ from ingest_pipeline.core.prepare import Manifest, UploadWorkspace
 from ingest_pipeline.core.scan import record_texts, unique_raw_column
 from ingest_pipeline.core.sql import scratch_duckdb, sql_read_parquet, sql_text
 from ingest_pipeline.core.uploads import COMPLETED, FAILED, now
-from ingest_pipeline.core.warehouse import Warehouse, quote_identifier
+from ingest_pipeline.core.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse, quote_identifier
 
 SQL_TYPES = {
     FieldType.STRING: "VARCHAR",
@@ -100,7 +100,7 @@ def scratch_connection(workspace: UploadWorkspace, memory_limit: str) -> duckdb.
 MESSAGE_COLUMNS = ", ".join(MESSAGE_SCHEMA)
 
 
-def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace, memory_limit: str = "2GB") -> UploadCounts:
+def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> UploadCounts:
     """The column stage: `unique` across all chunks, the column summary, and the upload's counts."""
     files = UploadFiles(workspace, manifest)
     files.check_present()
@@ -338,12 +338,12 @@ def publish_results(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, wo
         connection.execute(f"DELETE FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id])
         published = 0
         if manifest.chunks:
-            connection.execute(f"""
+            # INSERT answers with the number of rows it inserted (no second look at the table).
+            published = connection.execute(f"""
                 INSERT INTO {results_table(spec)} BY NAME
                 SELECT ? AS _upload_id, {selected}
                 FROM {files.rows()} r ANTI JOIN {sql_read_parquet(files.rejected_rows)} x USING (_row_number)
-            """, [upload_id])  # fmt: skip
-            published = connection.execute(f"SELECT count(*) FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id]).fetchone()[0]
+            """, [upload_id]).fetchone()[0]  # fmt: skip
         fault_point(faults.PUBLISH)
         connection.execute(
             "UPDATE ingest.uploads SET status = ?, error = NULL, finished_at = ?, stage = 'done' WHERE upload_id = ?",
