@@ -175,9 +175,9 @@ def match_header(spec: FileSpec, header: list[str]) -> tuple[dict[str, int], lis
 class _InOrder:
     """One worker thread that runs the work it is given in order: hashing the blocks read and
     writing the chunk files, while the caller finds the records of the next block (both release
-    the GIL, so on two cores they cost little time). `wait` blocks until everything given so far
-    is done and raises the first error the work met; the caller waits once per block, so at most
-    a few blocks are held at once."""
+    the GIL, so on two cores they cost little time). `mark` gives an event set once everything
+    given so far is done, `check` raises the first error the work met (a full disk, say) in the
+    caller's thread; the caller waits for the block before last, so at most three are held."""
 
     def __init__(self):
         self._queue: queue.SimpleQueue = queue.SimpleQueue()

@@ -254,3 +254,21 @@ def test_column_summary_counts_exactly_what_the_rows_hold(tmp_path, chunk_rows):
         # code: 'Z' is not in the lookup (an error; its value still counts as converted).
         ("code", 9, 1, len(set(codes)), 1, min(codes), max(codes)),
     ]
+
+
+def test_a_write_error_on_prepares_worker_thread_is_raised_in_the_stage():
+    from ingest_pipeline.core.prepare import _InOrder
+
+    def full_disk():
+        raise OSError(28, "No space left on device")
+
+    ran: list[int] = []
+    worker = _InOrder()
+    try:
+        worker.submit(full_disk)
+        worker.submit(ran.append, 1)  # after an error nothing more is written
+        with pytest.raises(OSError, match="No space left"):
+            worker.wait()
+    finally:
+        worker.stop()
+    assert ran == []
