@@ -188,10 +188,12 @@ class _InOrder:
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
             function, args = item
-            if self._error is None:
+            if isinstance(function, threading.Event):
+                function.set()  # a mark is set even after an error, so that no caller waits forever
+            elif self._error is None:
                 try:
                     function(*args)
-                except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread by `wait`
+                except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread by `check`
                     self._error = error
 
     def submit(self, function, *args) -> None:
@@ -199,7 +201,7 @@ class _InOrder:
 
     def mark(self) -> threading.Event:
         done = threading.Event()
-        self.submit(done.set)
+        self._queue.put((done, ()))
         return done
 
     def check(self) -> None:

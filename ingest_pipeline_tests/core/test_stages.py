@@ -272,3 +272,15 @@ def test_a_write_error_on_prepares_worker_thread_is_raised_in_the_stage():
     finally:
         worker.stop()
     assert ran == []
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device whose every write fails)")
+def test_prepare_fails_with_the_write_error_of_a_full_disk(tmp_path, monkeypatch):
+    spec = parse_filespec(yaml.load(CSV_SPEC, Loader=yaml.BaseLoader), "t.yaml")
+    workspace = UploadWorkspace(tmp_path / "work")
+    monkeypatch.setattr(UploadWorkspace, "chunk_file", lambda self, index: Path("/dev/full"))
+    content = b"id,note,code\n" + b"".join(b"%d,note,A\n" % i for i in range(5000))
+    with pytest.raises(OSError, match="No space left"):
+        prepare_chunks(io.BytesIO(content), spec, workspace, upload_id="u1", company_id="c", source="mem",
+                       chunk_rows=1000, block_bytes=4096)  # fmt: skip
+    assert not workspace.manifest.exists()
