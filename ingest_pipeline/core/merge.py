@@ -6,6 +6,8 @@ memory stays bounded whatever the upload's size.
 """
 
 import json
+import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -119,7 +121,7 @@ def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspa
         if not manifest.chunks:
             _write_empty_profiles(connection, spec, files)
         else:
-            _unique_messages(connection, spec, files)
+            _unique_messages(connection, spec, manifest, files)
             _column_summary(connection, spec, files)
             _duplicate_texts(connection, spec, manifest, files)
             connection.execute(f"""
@@ -150,33 +152,59 @@ def _write_empty_profiles(connection, spec: FileSpec, files: UploadFiles) -> Non
     """)  # fmt: skip
 
 
-def _unique_messages(connection, spec: FileSpec, files: UploadFiles) -> None:
+# Rows judged for `unique` at a time: on a larger upload the values are first written out split by
+# a hash of the value into buckets of about this many rows (one pass), and each bucket is judged
+# alone, so the column stage's memory follows this and not the upload. Equal values always share
+# a bucket, so the result is the same.
+UNIQUE_BUCKET_ROWS = 4_000_000
+
+
+def _unique_messages(connection, spec: FileSpec, manifest: Manifest, files: UploadFiles) -> None:
     """`unique`: the first row holding a converted value passes; every later one gets a message."""
-    selects = []
+    buckets = max(1, math.ceil(manifest.rows_total / UNIQUE_BUCKET_ROWS))
+    connection.execute("CREATE TEMP TABLE unique_found AS SELECT * FROM upload_messages LIMIT 0")
+    connection.execute("CREATE TEMP TABLE duplicates (_row_number BIGINT, first_row BIGINT, first_line BIGINT)")
     for field in (f for f in spec.fields if f.unique):
         name, raw = quote_identifier(field.name), quote_identifier(unique_raw_column(field.name))
+        values = f"SELECT {name} AS value, _row_number, _line_number FROM {files.rows()} WHERE _has_cells AND {name} IS NOT NULL"
+        if buckets == 1:
+            sources = [f"({values})"]
+        else:
+            folder = files.workspace.columns / "unique_buckets"
+            shutil.rmtree(folder, ignore_errors=True)
+            connection.execute(f"""
+                COPY (SELECT *, hash(value) % {buckets} AS bucket FROM ({values}))
+                TO {sql_text(str(folder))} (FORMAT parquet, PARTITION_BY (bucket))
+            """)  # fmt: skip
+            parts = [sorted(path.glob("*.parquet")) for path in sorted(folder.glob("bucket=*"))]
+            sources = [sql_read_parquet(paths) for paths in parts if paths]
+        for source in sources:
+            connection.execute(f"""
+                INSERT INTO duplicates
+                SELECT _row_number, first_row, first_line FROM (
+                    SELECT _row_number, first_value(_row_number) OVER w AS first_row,
+                           first_value(_line_number) OVER w AS first_line, row_number() OVER w AS position
+                    FROM {source}
+                    WINDOW w AS (PARTITION BY value ORDER BY _row_number)
+                ) WHERE position > 1
+            """)  # fmt: skip
+        if buckets > 1:
+            shutil.rmtree(files.workspace.columns / "unique_buckets", ignore_errors=True)
         label = field_label(field).replace("'", "''")
         # As judge.quoted quotes a cell in a sentence: shortened, line breaks as spaces.
         limit = QUOTED_VALUE_LIMIT
         quoted_value = f"replace(CASE WHEN length(trim(raw)) > {limit} THEN left(trim(raw), {limit - 1}) || '…' ELSE trim(raw) END, chr(10), ' ')"
-        selects.append(f"""
+        # The later rows' text is read back for them alone (the duplicates table is small and exact).
+        connection.execute(f"""
+            INSERT INTO unique_found
             SELECT _row_number AS row_number, _line_number AS line_number, {sql_text(field.name)} AS field,
                    'unique' AS rule, {sql_text(field.severity.value)} AS severity, left(raw, {VALUE_LIMIT}) AS value,
                    '{label} ''' || {quoted_value} || ''' is a duplicate: the same value is already on row '
                      || first_row || ' (line ' || first_line || '); each value must be unique.' AS message
-            FROM (
-                SELECT _row_number, _line_number, {raw} AS raw,
-                       first_value(_row_number) OVER w AS first_row, first_value(_line_number) OVER w AS first_line,
-                       row_number() OVER w AS position
-                FROM {files.rows()}
-                WHERE _has_cells AND {name} IS NOT NULL
-                WINDOW w AS (PARTITION BY {name} ORDER BY _row_number)
-            ) WHERE position > 1
+            FROM duplicates d JOIN (SELECT _row_number, _line_number, {raw} AS raw FROM {files.rows()}) r USING (_row_number)
         """)  # fmt: skip
-    if not selects:
-        connection.execute(f"COPY (SELECT * FROM upload_messages LIMIT 0) TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
-        return
-    connection.execute(f"COPY ({' UNION ALL '.join(selects)}) TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
+        connection.execute("DELETE FROM duplicates")
+    connection.execute(f"COPY unique_found TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
 
 
 def _duplicate_texts(connection, spec: FileSpec, manifest: Manifest, files: UploadFiles) -> None:

@@ -284,3 +284,24 @@ def test_prepare_fails_with_the_write_error_of_a_full_disk(tmp_path, monkeypatch
         prepare_chunks(io.BytesIO(content), spec, workspace, upload_id="u1", company_id="c", source="mem",
                        chunk_rows=1000, block_bytes=4096)  # fmt: skip
     assert not workspace.manifest.exists()
+
+
+def test_unique_is_judged_the_same_in_hash_buckets(tmp_path, monkeypatch):
+    # Large uploads judge `unique` a bucket of rows at a time (rows split by a hash of the value):
+    # every duplicate must name the same first row and line as when all rows are judged at once.
+    from ingest_pipeline.core import merge
+
+    lines = ["id,note,code"] + [f"{i % 7 if i % 5 else 'x'},n{i},A" for i in range(40)]
+    content = ("\n".join(lines) + "\n").encode()
+    at_once = ingest(tmp_path / "once", CSV_SPEC, content)
+    monkeypatch.setattr(merge, "UNIQUE_BUCKET_ROWS", 4)
+    in_buckets = ingest(tmp_path / "buckets", CSV_SPEC, content, chunk_rows=6)
+    assert sum(1 for m in at_once[0] if m[3] == "unique") == 40 - 8 - 7  # all but the 'x' rows and each first
+    assert in_buckets[:4] == at_once[:4]
+
+    def sentences(home):
+        with Warehouse(home / "warehouse.duckdb").connect(write=False) as connection:
+            return connection.execute("SELECT row_number, message FROM ingest.messages WHERE rule = 'unique' ORDER BY 1").fetchall()
+
+    assert sentences(tmp_path / "buckets" / f"home-6-{1 << 20}") == sentences(tmp_path / "once" / f"home-None-{1 << 20}")
+    assert "already on row 2 (line 3)" in sentences(tmp_path / "once" / f"home-None-{1 << 20}")[0][1]
