@@ -10,9 +10,11 @@ import contextlib
 import datetime as dt
 import fcntl
 import gc
+import importlib
 import os
 import shutil
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -177,8 +179,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = load_form_type(args.form_type, filespecs)
     configure_environment(home, filespecs)
 
+    # Dagster loads (seconds of imports) on another thread while the file is hashed: hashing
+    # releases the GIL, so on two cores the hash costs little time.
+    loading = threading.Thread(target=importlib.import_module, args=("ingest_pipeline.defs.jobs",), daemon=True)
+    loading.start()
     with open(path, "rb") as stream:
         sha256, size = hash_stream(stream)
+    loading.join()
     upload_id = compute_upload_id(args.company, spec.form_type, sha256)
     warehouse = Warehouse(home / "warehouse.duckdb")
     with upload_lock(home, upload_id) as waited, open_dagster_instance() as instance:

@@ -6,6 +6,8 @@ memory stays bounded whatever the upload's size.
 """
 
 import json
+import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from ingest_pipeline.core.prepare import Manifest, UploadWorkspace
 from ingest_pipeline.core.scan import record_texts, unique_raw_column
 from ingest_pipeline.core.sql import scratch_duckdb, sql_read_parquet, sql_text
 from ingest_pipeline.core.uploads import COMPLETED, FAILED, now
-from ingest_pipeline.core.warehouse import Warehouse, quote_identifier
+from ingest_pipeline.core.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse, quote_identifier
 
 SQL_TYPES = {
     FieldType.STRING: "VARCHAR",
@@ -100,7 +102,7 @@ def scratch_connection(workspace: UploadWorkspace, memory_limit: str) -> duckdb.
 MESSAGE_COLUMNS = ", ".join(MESSAGE_SCHEMA)
 
 
-def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace, memory_limit: str = "2GB") -> UploadCounts:
+def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspace, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> UploadCounts:
     """The column stage: `unique` across all chunks, the column summary, and the upload's counts."""
     files = UploadFiles(workspace, manifest)
     files.check_present()
@@ -119,7 +121,7 @@ def profile_columns(spec: FileSpec, manifest: Manifest, workspace: UploadWorkspa
         if not manifest.chunks:
             _write_empty_profiles(connection, spec, files)
         else:
-            _unique_messages(connection, spec, files)
+            _unique_messages(connection, spec, manifest, files)
             _column_summary(connection, spec, files)
             _duplicate_texts(connection, spec, manifest, files)
             connection.execute(f"""
@@ -150,33 +152,59 @@ def _write_empty_profiles(connection, spec: FileSpec, files: UploadFiles) -> Non
     """)  # fmt: skip
 
 
-def _unique_messages(connection, spec: FileSpec, files: UploadFiles) -> None:
+# Rows judged for `unique` at a time: on a larger upload the values are first written out split by
+# a hash of the value into buckets of about this many rows (one pass), and each bucket is judged
+# alone, so the column stage's memory follows this and not the upload. Equal values always share
+# a bucket, so the result is the same.
+UNIQUE_BUCKET_ROWS = 4_000_000
+
+
+def _unique_messages(connection, spec: FileSpec, manifest: Manifest, files: UploadFiles) -> None:
     """`unique`: the first row holding a converted value passes; every later one gets a message."""
-    selects = []
+    buckets = max(1, math.ceil(manifest.rows_total / UNIQUE_BUCKET_ROWS))
+    connection.execute("CREATE TEMP TABLE unique_found AS SELECT * FROM upload_messages LIMIT 0")
+    connection.execute("CREATE TEMP TABLE duplicates (_row_number BIGINT, first_row BIGINT, first_line BIGINT)")
     for field in (f for f in spec.fields if f.unique):
         name, raw = quote_identifier(field.name), quote_identifier(unique_raw_column(field.name))
+        values = f"SELECT {name} AS value, _row_number, _line_number FROM {files.rows()} WHERE _has_cells AND {name} IS NOT NULL"
+        if buckets == 1:
+            sources = [f"({values})"]
+        else:
+            folder = files.workspace.columns / "unique_buckets"
+            shutil.rmtree(folder, ignore_errors=True)
+            connection.execute(f"""
+                COPY (SELECT *, hash(value) % {buckets} AS bucket FROM ({values}))
+                TO {sql_text(str(folder))} (FORMAT parquet, PARTITION_BY (bucket))
+            """)  # fmt: skip
+            parts = [sorted(path.glob("*.parquet")) for path in sorted(folder.glob("bucket=*"))]
+            sources = [sql_read_parquet(paths) for paths in parts if paths]
+        for source in sources:
+            connection.execute(f"""
+                INSERT INTO duplicates
+                SELECT _row_number, first_row, first_line FROM (
+                    SELECT _row_number, first_value(_row_number) OVER w AS first_row,
+                           first_value(_line_number) OVER w AS first_line, row_number() OVER w AS position
+                    FROM {source}
+                    WINDOW w AS (PARTITION BY value ORDER BY _row_number)
+                ) WHERE position > 1
+            """)  # fmt: skip
+        if buckets > 1:
+            shutil.rmtree(files.workspace.columns / "unique_buckets", ignore_errors=True)
         label = field_label(field).replace("'", "''")
         # As judge.quoted quotes a cell in a sentence: shortened, line breaks as spaces.
         limit = QUOTED_VALUE_LIMIT
         quoted_value = f"replace(CASE WHEN length(trim(raw)) > {limit} THEN left(trim(raw), {limit - 1}) || '…' ELSE trim(raw) END, chr(10), ' ')"
-        selects.append(f"""
+        # The later rows' text is read back for them alone (the duplicates table is small and exact).
+        connection.execute(f"""
+            INSERT INTO unique_found
             SELECT _row_number AS row_number, _line_number AS line_number, {sql_text(field.name)} AS field,
                    'unique' AS rule, {sql_text(field.severity.value)} AS severity, left(raw, {VALUE_LIMIT}) AS value,
                    '{label} ''' || {quoted_value} || ''' is a duplicate: the same value is already on row '
                      || first_row || ' (line ' || first_line || '); each value must be unique.' AS message
-            FROM (
-                SELECT _row_number, _line_number, {raw} AS raw,
-                       first_value(_row_number) OVER w AS first_row, first_value(_line_number) OVER w AS first_line,
-                       row_number() OVER w AS position
-                FROM {files.rows()}
-                WHERE _has_cells AND {name} IS NOT NULL
-                WINDOW w AS (PARTITION BY {name} ORDER BY _row_number)
-            ) WHERE position > 1
+            FROM duplicates d JOIN (SELECT _row_number, _line_number, {raw} AS raw FROM {files.rows()}) r USING (_row_number)
         """)  # fmt: skip
-    if not selects:
-        connection.execute(f"COPY (SELECT * FROM upload_messages LIMIT 0) TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
-        return
-    connection.execute(f"COPY ({' UNION ALL '.join(selects)}) TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
+        connection.execute("DELETE FROM duplicates")
+    connection.execute(f"COPY unique_found TO {sql_text(str(files.unique_messages))} (FORMAT parquet)")
 
 
 def _duplicate_texts(connection, spec: FileSpec, manifest: Manifest, files: UploadFiles) -> None:
@@ -200,7 +228,13 @@ def _duplicate_texts(connection, spec: FileSpec, manifest: Manifest, files: Uplo
 
 
 def _column_summary(connection, spec: FileSpec, files: UploadFiles) -> None:
-    """Per field: rows judged, nulls, distinct values, error and warning messages, min and max."""
+    """Per field: rows judged, nulls, distinct values, error and warning messages, min and max.
+
+    Counts, mins and maxes come from one pass over the rows. Distinct values are exact: one
+    `SELECT DISTINCT` per field (a grouping, which DuckDB spills to disk beyond its memory limit,
+    and cheaper than `count(DISTINCT ...)`); a `unique` field's are its converted values less the
+    duplicates its `unique` messages name, since every duplicate gets exactly one.
+    """
     connection.execute(f"""
         CREATE TEMP TABLE field_messages AS
         SELECT field, count(*) FILTER (severity = 'error') AS errors, count(*) FILTER (severity = 'warning') AS warnings,
@@ -209,24 +243,29 @@ def _column_summary(connection, spec: FileSpec, files: UploadFiles) -> None:
               UNION ALL SELECT field, severity, rule FROM {sql_read_parquet(files.unique_messages)})
         WHERE field IS NOT NULL GROUP BY field
     """)  # fmt: skip
-    selects = []
-    for field in spec.fields:
-        name = quote_identifier(field.name)
-        selects.append(f"""
-            SELECT {sql_text(field.name)} AS field, count(*) AS rows,
-                   count(*) - count({name}) AS not_converted, count(DISTINCT {name}) AS distinct_values,
-                   min({name})::VARCHAR AS min_value, max({name})::VARCHAR AS max_value
-            FROM {files.rows()} WHERE _has_cells
-        """)  # fmt: skip
-    order = ", ".join(f"({sql_text(f.name)}, {i})" for i, f in enumerate(spec.fields))
+    names = [quote_identifier(f.name) for f in spec.fields]
+    stats = ", ".join(
+        f"count({name}) AS c{i}, min({name})::VARCHAR AS lo{i}, max({name})::VARCHAR AS hi{i}" for i, name in enumerate(names)
+    )
+    connection.execute(f"CREATE TEMP TABLE field_stats AS SELECT count(*) AS rows, {stats} FROM {files.rows()} WHERE _has_cells")
+    selects, distincts = [], []
+    for i, (field, name) in enumerate(zip(spec.fields, names, strict=True)):
+        if field.unique:
+            duplicates = f"SELECT count(*) FROM {sql_read_parquet(files.unique_messages)} WHERE field = {sql_text(field.name)}"
+            distinct = f"(SELECT c{i} FROM field_stats) - ({duplicates})"
+        else:
+            distinct = f"(SELECT count(*) FROM (SELECT DISTINCT {name} FROM {files.rows()} WHERE _has_cells AND {name} IS NOT NULL))"
+        distincts.append(f"SELECT {sql_text(field.name)} AS field, {distinct} AS distinct_values")
+        selects.append(f"""SELECT {sql_text(field.name)} AS field, rows, rows - c{i} AS not_converted, lo{i} AS min_value,
+                                  hi{i} AS max_value, {i} AS position FROM field_stats""")
     connection.execute(f"""
         COPY (
-            SELECT s.field, s.rows, s.not_converted - coalesce(m.type_failures, 0) AS nulls, s.distinct_values,
+            SELECT s.field, s.rows, s.not_converted - coalesce(m.type_failures, 0) AS nulls, d.distinct_values,
                    coalesce(m.errors, 0) AS errors, coalesce(m.warnings, 0) AS warnings, s.min_value, s.max_value
             FROM ({' UNION ALL '.join(selects)}) s
+            JOIN ({' UNION ALL '.join(distincts)}) d USING (field)
             LEFT JOIN field_messages m USING (field)
-            JOIN (VALUES {order}) AS o(field, position) USING (field)
-            ORDER BY o.position
+            ORDER BY s.position
         ) TO {sql_text(str(files.column_summary))} (FORMAT parquet)
     """)  # fmt: skip
 
@@ -327,12 +366,12 @@ def publish_results(warehouse: Warehouse, spec: FileSpec, manifest: Manifest, wo
         connection.execute(f"DELETE FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id])
         published = 0
         if manifest.chunks:
-            connection.execute(f"""
+            # INSERT answers with the number of rows it inserted (no second look at the table).
+            published = connection.execute(f"""
                 INSERT INTO {results_table(spec)} BY NAME
                 SELECT ? AS _upload_id, {selected}
                 FROM {files.rows()} r ANTI JOIN {sql_read_parquet(files.rejected_rows)} x USING (_row_number)
-            """, [upload_id])  # fmt: skip
-            published = connection.execute(f"SELECT count(*) FROM {results_table(spec)} WHERE _upload_id = ?", [upload_id]).fetchone()[0]
+            """, [upload_id]).fetchone()[0]  # fmt: skip
         fault_point(faults.PUBLISH)
         connection.execute(
             "UPDATE ingest.uploads SET status = ?, error = NULL, finished_at = ?, stage = 'done' WHERE upload_id = ?",

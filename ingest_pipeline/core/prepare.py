@@ -10,6 +10,8 @@ import hashlib
 import json
 import math
 import os
+import queue
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -170,45 +172,94 @@ def match_header(spec: FileSpec, header: list[str]) -> tuple[dict[str, int], lis
     return columns, messages, failure
 
 
-class _ChunkWriter:
-    """Writes runs of whole records into numbered chunk files of at most `chunk_rows` records."""
+class _InOrder:
+    """One worker thread that runs the work it is given in order: hashing the blocks read and
+    writing the chunk files, while the caller finds the records of the next block (both release
+    the GIL, so on two cores they cost little time). `mark` gives an event set once everything
+    given so far is done, `check` raises the first error the work met (a full disk, say) in the
+    caller's thread; the caller waits for the block before last, so at most three are held."""
 
-    def __init__(self, workspace: UploadWorkspace, chunk_rows: int, first_line: int):
+    def __init__(self):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="prepare-io", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            function, args = item
+            if isinstance(function, threading.Event):
+                function.set()  # a mark is set even after an error, so that no caller waits forever
+            elif self._error is None:
+                try:
+                    function(*args)
+                except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread by `check`
+                    self._error = error
+
+    def submit(self, function, *args) -> None:
+        self._queue.put((function, args))
+
+    def mark(self) -> threading.Event:
+        done = threading.Event()
+        self._queue.put((done, ()))
+        return done
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def wait(self) -> None:
+        self.mark().wait()
+        self.check()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
+class _ChunkWriter:
+    """Writes runs of whole records into numbered chunk files of at most `chunk_rows` records.
+
+    The bookkeeping (rows, lines, bytes) is done at once; the bytes are written by `io` in order."""
+
+    def __init__(self, workspace: UploadWorkspace, chunk_rows: int, first_line: int, io: _InOrder):
         self.workspace = workspace
         self.chunk_rows = chunk_rows
         self.chunks: list[ChunkInfo] = []
         self.next_row = 1
         self.next_line = first_line  # the physical line at which the next written byte starts
+        self._io = io
         self._file = None
         self._current: ChunkInfo | None = None
 
     def room(self) -> int:
         return self.chunk_rows - (self._current.records if self._current else 0)
 
-    def write(self, segment: bytes, records: int) -> None:
+    def write(self, data: bytes, start: int, end: int, records: int) -> None:
+        """Append `data[start:end]` (whole records, `records` of them) to the open chunk."""
         if self._current is None:
             index = len(self.chunks) + 1
             self._current = ChunkInfo(index, self.next_row, self.next_line, 0, 0)
             self._file = open(self.workspace.chunk_file(index), "wb")
-        self._file.write(segment)
+        self._io.submit(self._file.write, memoryview(data)[start:end])
         self._current.records += records
-        self._current.bytes += len(segment)
+        self._current.bytes += end - start
         self.next_row += records
-        self.next_line += segment.count(b"\n")
+        self.next_line += data.count(b"\n", start, end)
         if self._current.records >= self.chunk_rows:
             self.close_chunk()
 
-    def skip(self, blank_lines: bytes) -> None:
-        """Blank lines between records: kept in the open chunk, else left out (they are not records);
-        either way the lines are counted, so the next record's line number stays right."""
+    def skip(self, data: bytes, end: int) -> None:
+        """Blank lines (`data[:end]`) between records: kept in the open chunk, else left out (they are
+        not records); either way the lines are counted, so the next record's line number stays right."""
         if self._current is not None:
-            self._file.write(blank_lines)
-            self._current.bytes += len(blank_lines)
-        self.next_line += blank_lines.count(b"\n")
+            self._io.submit(self._file.write, memoryview(data)[:end])
+            self._current.bytes += end
+        self.next_line += data.count(b"\n", 0, end)
 
     def close_chunk(self) -> None:
         if self._current is not None:
-            self._file.close()
+            self._io.submit(self._file.close)
             self.chunks.append(self._current)
             self._current, self._file = None, None
             fault_point(faults.PREPARE)
@@ -247,6 +298,36 @@ def prepare_chunks(
         raise SourceFileError(problem)
     stream = _HeadThenRest(head, stream)
     digest = hashlib.sha256()
+    io = _InOrder()
+    try:
+        writer, header, total_bytes, chunk_rows = _split(stream, record_format, structure, workspace, chunk_rows,
+                                                         block_bytes, record_limit, digest, io)  # fmt: skip
+        io.wait()  # every chunk file written and closed, every block hashed
+    finally:
+        io.stop()
+
+    sha256 = digest.hexdigest()
+    if expected_sha256 and sha256 != expected_sha256:
+        raise SourceFileError(f"{source} changed since it was registered (its SHA-256 is now {sha256[:12]}…); upload it again")
+    manifest = _manifest(spec, header, writer, upload_id=upload_id, company_id=company_id, source=source,
+                         sha256=sha256, size=total_bytes, chunk_rows=chunk_rows or MIN_CHUNK_ROWS)  # fmt: skip
+    verdict = sniff(spec, workspace, manifest)
+    manifest.sniff = verdict.sentence
+    if verdict.share < spec.quality.min_layout_match:
+        with open(workspace.chunk_file(1), "rb") as chunk:
+            others = other_form_types_like(chunk.read(SNIFF_BYTES), [s for s in other_specs if s.form_type != spec.form_type])
+        failure = layout_failure(spec, verdict, others)
+        if failure:  # nothing is scanned: the upload fails with the one sentence, its chunks unused
+            manifest.failure, manifest.chunks, manifest.rows_total = failure, [], 0
+            manifest.upload_messages.append(upload_message("layout", "error", failure))
+    workspace.manifest.parent.mkdir(parents=True, exist_ok=True)
+    workspace.filespec.write_text(spec.model_dump_json())
+    workspace.manifest.write_text(manifest.to_json())
+    return manifest
+
+
+def _split(stream, record_format, structure, workspace, chunk_rows, block_bytes, record_limit, digest, io):
+    """The streaming loop of `prepare_chunks`: returns (writer, header, bytes read, chunk rows)."""
     total_bytes = 0
     line = 1  # physical line at the start of `pending`
     lines_to_skip = record_format.skip_rows
@@ -255,11 +336,16 @@ def prepare_chunks(
     writer: _ChunkWriter | None = None
     pending = b""
     at_start, at_end = True, False
+    in_flight: list[threading.Event] = []  # one per block: set when its hashing and writing are done
 
     while not at_end:
         block = stream.read(block_bytes)
         at_end = not block
-        digest.update(block)
+        in_flight.append(io.mark())
+        if len(in_flight) > 2:  # the block before last is written: at most three blocks held
+            in_flight.pop(0).wait()
+            io.check()
+        io.submit(digest.update, block)
         total_bytes += len(block)
         data = pending + block
         if at_start and len(data) >= 3 or at_end:
@@ -300,35 +386,17 @@ def prepare_chunks(
             if chunk_rows is None:
                 sample_spans, _ = record_spans(array[: min(array.size, 4 * 1024 * 1024)], structure, final=at_end)
                 chunk_rows = default_chunk_rows(data[: min(len(data), 4 * 1024 * 1024)], sample_spans.starts.size)
-            writer = _ChunkWriter(workspace, chunk_rows, line)
+            writer = _ChunkWriter(workspace, chunk_rows, line, io)
         spans, used = record_spans(array, structure, final=at_end)
         _write_records(writer, data, spans.starts, used)
-        line += data.count(b"\n", 0, used)
+        line = writer.next_line  # it counted the lines of data[:used]
         pending = data[used:]
         if not at_end:
             _check_record_size(pending, line, record_limit)
     if writer is None:
-        writer = _ChunkWriter(workspace, chunk_rows or MIN_CHUNK_ROWS, line)
+        writer = _ChunkWriter(workspace, chunk_rows or MIN_CHUNK_ROWS, line, io)
     writer.close_chunk()
-
-    sha256 = digest.hexdigest()
-    if expected_sha256 and sha256 != expected_sha256:
-        raise SourceFileError(f"{source} changed since it was registered (its SHA-256 is now {sha256[:12]}…); upload it again")
-    manifest = _manifest(spec, header, writer, upload_id=upload_id, company_id=company_id, source=source,
-                         sha256=sha256, size=total_bytes, chunk_rows=chunk_rows or MIN_CHUNK_ROWS)  # fmt: skip
-    verdict = sniff(spec, workspace, manifest)
-    manifest.sniff = verdict.sentence
-    if verdict.share < spec.quality.min_layout_match:
-        with open(workspace.chunk_file(1), "rb") as chunk:
-            others = other_form_types_like(chunk.read(SNIFF_BYTES), [s for s in other_specs if s.form_type != spec.form_type])
-        failure = layout_failure(spec, verdict, others)
-        if failure:  # nothing is scanned: the upload fails with the one sentence, its chunks unused
-            manifest.failure, manifest.chunks, manifest.rows_total = failure, [], 0
-            manifest.upload_messages.append(upload_message("layout", "error", failure))
-    workspace.manifest.parent.mkdir(parents=True, exist_ok=True)
-    workspace.filespec.write_text(spec.model_dump_json())
-    workspace.manifest.write_text(manifest.to_json())
-    return manifest
+    return writer, header, total_bytes, chunk_rows
 
 
 def _read_head(stream: BinaryIO, size: int) -> bytes:
@@ -363,11 +431,11 @@ def _write_records(writer: _ChunkWriter, data: bytes, starts: np.ndarray, used: 
     """Append the records of `data` (whole ones, ending at `used`) to chunks of the right size."""
     index, count, offset = 0, starts.size, 0
     if count == 0:  # only blank lines (a block can end right after them)
-        writer.skip(data[:used])
+        writer.skip(data, used)
     while index < count:
         take = min(writer.room(), count - index)
         end = int(starts[index + take]) if index + take < count else used
-        writer.write(data[offset:end], take)
+        writer.write(data, offset, end, take)
         offset, index = end, index + take
 
 

@@ -253,3 +253,79 @@ def test_half_the_first_records_in_shape_is_enough():
     assert layout_failure(spec, Sniff(10, 5, ""), []) is None
     assert layout_failure(spec, Sniff(0, 0, ""), []) is None  # nothing to look at: nothing to say
     assert "it looks like payroll" in layout_failure(spec, Sniff(10, 4, "", "most records have 9 cells"), ["payroll"])
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 2])
+def test_column_summary_counts_exactly_what_the_rows_hold(tmp_path, chunk_rows):
+    # A unique field whose values repeat (one three times), are missing or fail their type: its
+    # distinct count is derived from the `unique` messages, the others' are counted; both must be
+    # what the converted values themselves say, whatever the chunk size.
+    lines = ["id,note,code", "1,a,A", "2,a,B", "1,b,A", "x,b,A", ",c,Z", "1,c,B", "3,,A", "2,d,A", "4,d,"]
+    spec = CSV_SPEC.replace("required: true, unique: true", "unique: true")
+    ingest(tmp_path, spec, ("\n".join(lines) + "\n").encode(), chunk_rows=chunk_rows)
+    home = tmp_path / f"home-{chunk_rows}-{1 << 20}"
+    with Warehouse(home / "warehouse.duckdb").connect(write=False) as connection:
+        summary = connection.execute(
+            "SELECT field, rows, nulls, distinct_values, errors, min_value, max_value FROM ingest.column_summary"
+        ).fetchall()
+    cells = [line.split(",") for line in lines[1:]]
+    ids = [int(c[0]) for c in cells if c[0].isdigit()]
+    notes, codes = [c[1] for c in cells if c[1]], [c[2] for c in cells if c[2]]
+    assert summary == [
+        # id: 'x' fails its type (an error, not a null); four later rows repeat a value (errors).
+        ("id", 9, 1, len(set(ids)), 1 + len(ids) - len(set(ids)), str(min(ids)), str(max(ids))),
+        ("note", 9, 1, len(set(notes)), 0, min(notes), max(notes)),
+        # code: 'Z' is not in the lookup (an error; its value still counts as converted).
+        ("code", 9, 1, len(set(codes)), 1, min(codes), max(codes)),
+    ]
+
+
+def test_a_write_error_on_prepares_worker_thread_is_raised_in_the_stage():
+    from ingest_pipeline.core.prepare import _InOrder
+
+    def full_disk():
+        raise OSError(28, "No space left on device")
+
+    ran: list[int] = []
+    worker = _InOrder()
+    try:
+        worker.submit(full_disk)
+        worker.submit(ran.append, 1)  # after an error nothing more is written
+        with pytest.raises(OSError, match="No space left"):
+            worker.wait()
+    finally:
+        worker.stop()
+    assert ran == []
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device whose every write fails)")
+def test_prepare_fails_with_the_write_error_of_a_full_disk(tmp_path, monkeypatch):
+    spec = parse_filespec(yaml.load(CSV_SPEC, Loader=yaml.BaseLoader), "t.yaml")
+    workspace = UploadWorkspace(tmp_path / "work")
+    monkeypatch.setattr(UploadWorkspace, "chunk_file", lambda self, index: Path("/dev/full"))
+    content = b"id,note,code\n" + b"".join(b"%d,note,A\n" % i for i in range(5000))
+    with pytest.raises(OSError, match="No space left"):
+        prepare_chunks(io.BytesIO(content), spec, workspace, upload_id="u1", company_id="c", source="mem",
+                       chunk_rows=1000, block_bytes=4096)  # fmt: skip
+    assert not workspace.manifest.exists()
+
+
+def test_unique_is_judged_the_same_in_hash_buckets(tmp_path, monkeypatch):
+    # Large uploads judge `unique` a bucket of rows at a time (rows split by a hash of the value):
+    # every duplicate must name the same first row and line as when all rows are judged at once.
+    from ingest_pipeline.core import merge
+
+    lines = ["id,note,code"] + [f"{i % 7 if i % 5 else 'x'},n{i},A" for i in range(40)]
+    content = ("\n".join(lines) + "\n").encode()
+    at_once = ingest(tmp_path / "once", CSV_SPEC, content)
+    monkeypatch.setattr(merge, "UNIQUE_BUCKET_ROWS", 4)
+    in_buckets = ingest(tmp_path / "buckets", CSV_SPEC, content, chunk_rows=6)
+    assert sum(1 for m in at_once[0] if m[3] == "unique") == 40 - 8 - 7  # all but the 'x' rows and each first
+    assert in_buckets[:4] == at_once[:4]
+
+    def sentences(home):
+        with Warehouse(home / "warehouse.duckdb").connect(write=False) as connection:
+            return connection.execute("SELECT row_number, message FROM ingest.messages WHERE rule = 'unique' ORDER BY 1").fetchall()
+
+    assert sentences(tmp_path / "buckets" / f"home-6-{1 << 20}") == sentences(tmp_path / "once" / f"home-None-{1 << 20}")
+    assert "already on row 2 (line 3)" in sentences(tmp_path / "once" / f"home-None-{1 << 20}")[0][1]
