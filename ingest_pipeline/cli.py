@@ -302,8 +302,8 @@ def execute_job_as_the_ui_would_see_it(recon_job, instance, run_config: dict, ta
     `ingest-pipeline ui` and the daemon serve (this project's workspace.yaml): without an origin the
     UI cannot re-execute a run ("Re-execute from failure"), so command-line runs could not be resumed
     where they failed as UI and sensor runs can."""
-    from dagster._core.execution.api import execute_run
     from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
+    from dagster._core.execution.api import execute_run
     from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
     from dagster._core.workspace.load import location_origins_from_yaml_paths
 

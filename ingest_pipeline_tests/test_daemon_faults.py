@@ -31,6 +31,16 @@ def upload_state(home: Path) -> tuple | None:
         return None  # a writer has it this moment, or the tables are not there yet
 
 
+def stop(daemon: subprocess.Popen) -> None:
+    """Stop the daemon and everything it started (its process group)."""
+    os.killpg(daemon.pid, signal.SIGTERM)
+    try:
+        daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+
+
 def wait_for(condition, seconds: float, what: str, daemon: subprocess.Popen, log: Path):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -80,11 +90,6 @@ def test_a_sensor_run_whose_process_is_killed_ends_failed_and_runs_again_when_it
         wait_for(lambda: (s := upload_state(home)) and s[0] == "completed", 180,
                  "the upload landing again did not complete", daemon, log)  # fmt: skip
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
+        stop(daemon)
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
         assert connection.execute("SELECT count(*) FROM results.employee_roster").fetchone()[0] > 0

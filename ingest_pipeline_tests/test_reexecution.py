@@ -4,9 +4,7 @@ launched by the real daemon): only the failed chunk and what follows run again, 
 a clean run leaves them."""
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,10 +16,10 @@ from dagster_graphql.test.utils import define_out_of_process_context, execute_da
 from ingest_pipeline.core import faults
 from ingest_pipeline.core.filespec import load_form_type
 from ingest_pipeline.core.generate import generate_upload
-from ingest_pipeline_tests.test_faults import CHUNK_ROWS, ROWS, cli, contract_tables, run_args
+from ingest_pipeline_tests.test_daemon_faults import DAEMON, stop
+from ingest_pipeline_tests.test_faults import ROWS, cli, contract_tables, run_args
 
 PROJECT = Path(__file__).resolve().parents[1]
-DAEMON = Path(sys.executable).with_name("dagster-daemon")
 
 
 @pytest.mark.daemon
@@ -60,12 +58,7 @@ def test_the_ui_re_executes_a_command_line_run_from_its_failed_chunk(tmp_path, m
             assert run.status == DagsterRunStatus.SUCCESS, log.read_text()[-3000:]
             executed = {stat.step_key for stat in instance.get_run_step_stats(run_id)}
         finally:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(daemon.pid, signal.SIGKILL)
-                daemon.wait()
+            stop(daemon)
     scans = {key for key in executed if key.startswith("chunk_scans.scan_upload_chunk")}
     assert len(scans) == 1, executed  # the chunk that died, not the two that had finished
     assert "upload_chunks" not in executed and "accepted_rows" in executed

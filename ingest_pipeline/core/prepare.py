@@ -530,7 +530,9 @@ def sniff(spec: FileSpec, workspace: UploadWorkspace, manifest: Manifest) -> Sni
     return Sniff(records, matching, sentence, seen)
 
 
-def _shape_in_sample(spec: FileSpec, sample: bytes, expected_cells: int | None = None, strict: bool = False) -> tuple[int, int, str]:
+def _shape_in_sample(
+    spec: FileSpec, sample: bytes, expected_cells: int | None = None, strict: bool = False
+) -> tuple[int, int, str]:
     """(records with the layout's shape, records looked at, what most records look like) in a sample
     of whole records: delimited, `expected_cells` cells (at least the fields, for a header file of
     unknown header); fixed width, reaching the last field's start (`strict`: and not past the
