@@ -513,7 +513,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if upload is None:
             raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
         progress = progress_of_uploads(warehouse, home, [upload])[upload["upload_id"]]
-        for key, value in upload.items():
+        # Chunk steps write files, not the warehouse: the chunks done are counted as the list counts them.
+        for key, value in {**upload, "chunks_done": progress.chunks_done}.items():
             print(f"{key:>16}: {_show(value)}")
         print(f"{'rows_per_second':>16}: {format_rate(progress.rows_per_second)}")
         if not progress.finished:

@@ -82,7 +82,11 @@ def test_run_prints_the_outcome_and_fills_the_contract_tables(home, tmp_path, ca
         assert len(runs) == 1 and runs[0].tags["dagster/partition"] == upload_id and runs[0].is_success
 
     assert main(["status", "--home", str(home)]) == 0
-    assert upload_id in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert upload_id in listed and " 1/1 " in listed
+    assert main(["status", upload_id, "--home", str(home)]) == 0
+    shown = dict(line.strip().split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert shown["chunks_done"] == shown["chunks_total"] == "1"  # the figures of the list
 
 
 def test_the_same_upload_twice_leaves_the_tables_as_one_run_would(home, tmp_path):
