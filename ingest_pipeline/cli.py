@@ -274,13 +274,13 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
     from dagster import reconstructable
 
     from ingest_pipeline.definitions import ingest_upload_job_def
-    from ingest_pipeline.defs.partitions import uploads_partitions
+    from ingest_pipeline.defs.partitions import PARTITION_TAG, uploads_partitions
 
     run_config = command_line_run_config(in_process=in_process, chunk_rows=chunk_rows)
     from ingest_pipeline.core.processes import this_host
     from ingest_pipeline.defs.run_health import HOST_TAG
 
-    tags = {"dagster/partition": upload_id, "ingest/source": source, "ingest/company_id": company_id,
+    tags = {PARTITION_TAG: upload_id, "ingest/source": source, "ingest/company_id": company_id,
             "ingest/form_type": form_type, "ingest/launched_by": launched_by, HOST_TAG: this_host()}  # fmt: skip
     if report:
         from ingest_pipeline.defs.reports import INLINE_REPORT_TAG
@@ -405,11 +405,12 @@ def _run_report_job(instance, upload_id: str, log_file: Path | None) -> None:
     from dagster import reconstructable
 
     from ingest_pipeline.definitions import upload_report_job_def
+    from ingest_pipeline.defs.partitions import PARTITION_TAG
 
     run_config = command_line_run_config(in_process=True)
     with _stderr_into(log_file):
         result = execute_job_as_the_ui_would_see_it(reconstructable(upload_report_job_def), instance, run_config,
-                                                    {"dagster/partition": upload_id, "ingest/launched_by": "cli"})  # fmt: skip
+                                                    {PARTITION_TAG: upload_id, "ingest/launched_by": "cli"})  # fmt: skip
     if not result.success:
         print(f"ingest-pipeline: the report of upload {upload_id} could not be written; see run {result.run_id}",
               file=sys.stderr)  # fmt: skip

@@ -47,7 +47,7 @@ from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
 from ingest_pipeline.core.storage import open_source
 from ingest_pipeline.core.uploads import PROCESSING, get_upload, mark_failed, now, update_upload
 from ingest_pipeline.core.warehouse import Warehouse
-from ingest_pipeline.defs.partitions import uploads_partitions
+from ingest_pipeline.defs.partitions import PARTITION_TAG, uploads_partitions
 from ingest_pipeline.defs.resources import LandingStorageResource
 from ingest_pipeline.defs.settings import IngestSettings
 
@@ -111,7 +111,7 @@ def _other_live_run(context: AssetExecutionContext) -> str | None:
 
     def others():
         running = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-        filters = RunsFilter(tags={"dagster/partition": context.partition_key}, statuses=running)
+        filters = RunsFilter(tags={PARTITION_TAG: context.partition_key}, statuses=running)
         return [r.dagster_run.run_id for r in context.instance.get_run_records(filters, limit=10)
                 if r.dagster_run.run_id != context.run_id and r.dagster_run.job_name in (INGEST_JOB_NAME, VALIDATE_JOB_NAME)]  # fmt: skip
 

@@ -25,6 +25,7 @@ from ingest_pipeline.core.errors import ConfigurationError
 from ingest_pipeline.core.outbox import RetryPolicy, deliver_due
 from ingest_pipeline.core.retention import RetentionPolicy, remove_expired_work_folders, work_folders_root
 from ingest_pipeline.core.webhook import URL_ENV, WebhookSettings
+from ingest_pipeline.defs.partitions import PARTITION_TAG
 from ingest_pipeline.defs.sensors import WAREHOUSE_WAIT_SECONDS
 from ingest_pipeline.defs.settings import IngestSettings
 
@@ -32,7 +33,6 @@ WEBHOOK_SENSOR_INTERVAL_SECONDS = int(os.environ.get("INGEST_WEBHOOK_SENSOR_INTE
 WORK_RETENTION_SENSOR_INTERVAL_SECONDS = 600
 # Dagster stops a sensor tick after 60 s; no new delivery or removal starts after this.
 TICK_BUDGET_SECONDS = 30.0
-PARTITION_TAG = "dagster/partition"
 UNFINISHED_RUN_STATUSES = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,

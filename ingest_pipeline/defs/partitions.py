@@ -3,3 +3,6 @@
 from dagster import DynamicPartitionsDefinition
 
 uploads_partitions = DynamicPartitionsDefinition(name="uploads")
+
+# The tag Dagster gives a partition's runs: how a run names its upload.
+PARTITION_TAG = "dagster/partition"

@@ -26,12 +26,11 @@ from dagster import (
 from ingest_pipeline.core.client_report import report_path, write_client_report
 from ingest_pipeline.defs.assets import INGEST_GROUP, upload_findings
 from ingest_pipeline.defs.jobs import ingest_upload_job
-from ingest_pipeline.defs.partitions import uploads_partitions
+from ingest_pipeline.defs.partitions import PARTITION_TAG, uploads_partitions
 from ingest_pipeline.defs.settings import IngestSettings
 
 REPORT_JOB_NAME = "upload_report"
 INLINE_REPORT_TAG = "ingest/report"  # set on runs whose launcher writes the report itself
-PARTITION_TAG = "dagster/partition"
 
 
 @asset(

@@ -41,10 +41,10 @@ from ingest_pipeline.core.processes import kill_process, process_alive, this_hos
 from ingest_pipeline.core.uploads import QUEUED, list_unfinished_uploads, mark_failed_if_unfinished
 from ingest_pipeline.core.warehouse import Warehouse
 from ingest_pipeline.defs.assets import INGEST_JOB_NAME
+from ingest_pipeline.defs.partitions import PARTITION_TAG
 from ingest_pipeline.defs.settings import IngestSettings
 
 HOST_TAG = "ingest/host"
-PARTITION_TAG = "dagster/partition"
 RECONCILE_INTERVAL_SECONDS = int(os.environ.get("INGEST_RECONCILE_INTERVAL_SECONDS") or 15)
 WAREHOUSE_WAIT_SECONDS = 10.0  # a tick waits this long for a writer, else tries the uploads next tick
 # A run that was created but whose process has not recorded its start yet is given this long.

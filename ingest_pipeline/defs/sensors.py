@@ -45,7 +45,7 @@ from ingest_pipeline.core.uploads import (
 )
 from ingest_pipeline.core.warehouse import Warehouse
 from ingest_pipeline.defs.jobs import execution_config, ingest_upload_job, runs_in_process
-from ingest_pipeline.defs.partitions import uploads_partitions
+from ingest_pipeline.defs.partitions import PARTITION_TAG, uploads_partitions
 from ingest_pipeline.defs.resources import LandingStorageResource
 from ingest_pipeline.defs.settings import IngestSettings
 
@@ -313,7 +313,7 @@ def upload_run_config(size: int) -> dict:
 
 def _runs_of(context: SensorEvaluationContext, upload_id: str) -> int:
     """How many ingest runs this upload has had (a queued upload may have one waiting in the queue)."""
-    return context.instance.get_runs_count(RunsFilter(job_name=ingest_upload_job.name, tags={"dagster/partition": upload_id}))
+    return context.instance.get_runs_count(RunsFilter(job_name=ingest_upload_job.name, tags={PARTITION_TAG: upload_id}))
 
 
 def _skip_reason(plan: TickPlan, handled: list[BlobInfo], hashing: BlobInfo | None = None) -> str:
