@@ -103,6 +103,16 @@ def _end_failed(warehouse: Warehouse, upload_id: str, error: str) -> None:
     notify_upload_finished(warehouse, upload_id)
 
 
+def _tag_run_with_upload(context: AssetExecutionContext, upload: dict) -> None:
+    """Every run names its upload's company, form type, file and received time, whoever launched it:
+    runs from the launchpad or a backfill carry only the partition (the upload id) otherwise."""
+    wanted = {"ingest/company_id": upload["company_id"], "ingest/form_type": upload["form_type"],
+              "ingest/source": upload["source"], "ingest/received_at": str(upload["received_at"])}  # fmt: skip
+    missing = {key: value for key, value in wanted.items() if context.run.tags.get(key) != value}
+    if missing:
+        context.instance.add_run_tags(context.run_id, missing)
+
+
 def _other_live_run(context: AssetExecutionContext) -> str | None:
     """Another unfinished run already working on this upload (a second launch of the same upload)."""
     from dagster import DagsterRunStatus, RunsFilter
@@ -145,6 +155,7 @@ def upload_chunks(
         raise Failure(description=f"upload {upload_id} is not registered in {warehouse.path}; add it with the sensor or `ingest-pipeline run`")
     workspace = ingest_settings.workspace(upload_id)
     tracked = tracks_lifecycle(context)
+    _tag_run_with_upload(context, upload)
     other_run = _other_live_run(context)
     if other_run is not None:
         # Its work folder is in use: starting over here would delete the files under the other run.

@@ -164,3 +164,21 @@ def test_drift_warns_of_an_extra_column_without_stopping_the_upload(home, tmp_pa
     assert drift.metadata["extra_columns"].value == ["badge"]
     assert results["error_rate"].passed and results["conservation"].passed
     assert query(home, "SELECT status FROM ingest.uploads WHERE upload_id = ?", [upload_id]) == [("completed",)]
+
+
+def test_a_run_launched_without_tags_names_its_upload(home, tmp_path):
+    """As from the launchpad or a backfill: only the partition is given; prepare tags the run."""
+    from ingest_pipeline.defs.assets import upload_chunks
+    from ingest_pipeline.defs.resources import landing_storage_resource_from_env
+
+    upload = write_roster(tmp_path / "roster.csv", rows=10, bad=0)
+    assert run(home, upload) == 0
+    upload_id = upload_id_of(home, upload)
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        result = materialize([upload_chunks], partition_key=upload_id, instance=instance,
+                             resources={"ingest_settings": IngestSettings(home=str(home)),
+                                        "landing": landing_storage_resource_from_env()})  # fmt: skip
+        tags = instance.get_run_by_id(result.run_id).tags
+    received_at = query(home, "SELECT received_at FROM ingest.uploads WHERE upload_id = ?", [upload_id])[0][0]
+    assert tags["ingest/company_id"] == "acme" and tags["ingest/form_type"] == "employee_roster"
+    assert tags["ingest/source"] == str(upload.resolve()) and tags["ingest/received_at"] == str(received_at)
