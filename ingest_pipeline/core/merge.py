@@ -162,6 +162,7 @@ UNIQUE_BUCKET_ROWS = 4_000_000
 def _unique_messages(connection, spec: FileSpec, manifest: Manifest, files: UploadFiles) -> None:
     """`unique`: the first row holding a converted value passes; every later one gets a message."""
     buckets = max(1, math.ceil(manifest.rows_total / UNIQUE_BUCKET_ROWS))
+    folder = files.workspace.columns / "unique_buckets"
     connection.execute("CREATE TEMP TABLE unique_found AS SELECT * FROM upload_messages LIMIT 0")
     connection.execute("CREATE TEMP TABLE duplicates (_row_number BIGINT, first_row BIGINT, first_line BIGINT)")
     for field in (f for f in spec.fields if f.unique):
@@ -170,7 +171,6 @@ def _unique_messages(connection, spec: FileSpec, manifest: Manifest, files: Uplo
         if buckets == 1:
             sources = [f"({values})"]
         else:
-            folder = files.workspace.columns / "unique_buckets"
             shutil.rmtree(folder, ignore_errors=True)
             connection.execute(f"""
                 COPY (SELECT *, hash(value) % {buckets} AS bucket FROM ({values}))
@@ -189,7 +189,7 @@ def _unique_messages(connection, spec: FileSpec, manifest: Manifest, files: Uplo
                 ) WHERE position > 1
             """)  # fmt: skip
         if buckets > 1:
-            shutil.rmtree(files.workspace.columns / "unique_buckets", ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
         label = field_label(field).replace("'", "''")
         # As judge.quoted quotes a cell in a sentence: shortened, line breaks as spaces.
         limit = QUOTED_VALUE_LIMIT

@@ -311,12 +311,14 @@ def prepare_chunks(
         raise SourceFileError(f"{source} changed since it was registered (its SHA-256 is now {sha256[:12]}…); upload it again")
     manifest = _manifest(spec, header, writer, upload_id=upload_id, company_id=company_id, source=source,
                          sha256=sha256, size=total_bytes, chunk_rows=chunk_rows or MIN_CHUNK_ROWS)  # fmt: skip
-    verdict = sniff(spec, workspace, manifest)
+    sample = b""
+    if manifest.chunks and not manifest.failure:
+        with open(workspace.chunk_file(1), "rb") as chunk:
+            sample = chunk.read(SNIFF_BYTES)
+    verdict = sniff(spec, sample, manifest)
     manifest.sniff = verdict.sentence
     if verdict.share < spec.quality.min_layout_match:
-        with open(workspace.chunk_file(1), "rb") as chunk:
-            others = other_form_types_like(chunk.read(SNIFF_BYTES), [s for s in other_specs if s.form_type != spec.form_type])
-        failure = layout_failure(spec, verdict, others)
+        failure = layout_failure(spec, verdict, other_form_types_like(sample, other_specs))
         if failure:  # nothing is scanned: the upload fails with the one sentence, its chunks unused
             manifest.failure, manifest.chunks, manifest.rows_total = failure, [], 0
             manifest.upload_messages.append(upload_message("layout", "error", failure))
@@ -513,16 +515,16 @@ class Sniff:
         return self.matching / self.records if self.records else 1.0
 
 
-def sniff(spec: FileSpec, workspace: UploadWorkspace, manifest: Manifest) -> Sniff:
-    """A quick look at the first records: does the file look like this form type at all?"""
-    if manifest.failure or not manifest.chunks:
+def sniff(spec: FileSpec, sample: bytes, manifest: Manifest) -> Sniff:
+    """A quick look at the first records (`sample`: the first chunk's first SNIFF_BYTES): does the
+    file look like this form type at all?"""
+    if not sample:
         return Sniff(0, 0, "no records to look at")
-    with open(workspace.chunk_file(1), "rb") as chunk:
-        sample = chunk.read(SNIFF_BYTES)
     matching, records, seen = _shape_in_sample(spec, sample, manifest.expected_cells)
     if records == 0:
         return Sniff(0, 0, "the first records are longer than the sample")
-    verdict = "looks like" if matching >= records / 2 else "does not look like"
+    looks = matching >= records * (spec.quality.min_layout_match or 0.5)  # as layout_failure judges it
+    verdict = "looks like" if looks else "does not look like"
     if spec.format.kind == FormatKind.FIXED_WIDTH:
         sentence = f"{verdict} {spec.form_type}: {records - matching} of the first {records} lines are shorter than the layout"
     else:

@@ -30,9 +30,10 @@ IN_PROCESS_EXECUTION = {"config": {"in_process": {}}}
 
 
 IN_PROCESS_MAX_BYTES_ENV = "INGEST_IN_PROCESS_MAX_BYTES"
-# On two cores one chunk's scan already keeps both busy (polars is multi-threaded), so a process
-# per step only adds its start-up (measured: 1M rows, 3 chunks, 51.6 s of Dagster run with one
-# process per step, 21.3 s in one process); up to this size such machines run uploads in one process.
+# On two cores one chunk's scan already keeps both busy much of the time (polars is multi-threaded),
+# so a process per step mostly adds its start-up and memory (measured: 5M rows, 33.8 s and a 912 MiB
+# process tree in one process, 45.2 s and 1,998 MiB with one process per step); up to this size
+# such machines run uploads in one process.
 FEW_CORES, FEW_CORES_IN_PROCESS_MAX_BYTES = 2, 1024 * 2**20
 
 
