@@ -13,7 +13,9 @@ same run, and prints rows per second and the ratios issue 8 asks for:
 - the scan stage summed over all chunks (ingest.stage_metrics) / polars_rules, both in wall
   seconds and in CPU seconds (target <= 2; CPU seconds are what the machine's noise moves least);
 - rows per second, each process's peak RSS and the whole process tree's (sampled);
-- a small upload (--small-rows, default 1,000) end to end through `ingest-pipeline run` (target <= 4 s);
+- a small upload (--small-rows, default 1,000) end to end through `ingest-pipeline run` (target <= 4 s),
+  as a new home's first upload (which also creates the Dagster instance and the warehouse) and as
+  the same home's second;
 - with --sensor, the same small upload from landing folder to `completed` through the sensor: a real
   `dagster-daemon` on a fresh home (default settings), the file dropped into
   `<home>/landing/acme/employee_roster/` just after the sensor's first tick has ended (the worst
@@ -115,10 +117,11 @@ LARGE_ROWS = 73_000_000  # about 10 GB of roster
 LARGE_TARGET_SECONDS = 300
 
 
-def roster_file(work: Path, rows: int, bad: float) -> Path:
-    path = work / f"roster-{rows}.csv"
+def roster_file(work: Path, rows: int, bad: float, seed: int | None = None) -> Path:
+    path = work / (f"roster-{rows}.csv" if seed is None else f"roster-{rows}-seed{seed}.csv")
     if not path.exists():
-        subprocess.run([sys.executable, str(SHARED_BENCH / "gen_roster.py"), str(path), str(rows), "--bad", str(bad)], check=True)
+        command = [sys.executable, str(SHARED_BENCH / "gen_roster.py"), str(path), str(rows), "--bad", str(bad)]
+        subprocess.run(command + ([] if seed is None else ["--seed", str(seed)]), check=True)
     return path
 
 
@@ -285,11 +288,15 @@ def main() -> None:
         if args.large and not args.keep:  # its work files and warehouse take about 15 GB
             shutil.rmtree(work / f"home-{executor}-{stamp}", ignore_errors=True)
 
-    small = None
+    small = warm = None
     if args.small_rows:
-        small_roster = roster_file(work, args.small_rows, args.bad)
-        small = run_pipeline(small_roster, work / f"home-small-{time.strftime('%H%M%S')}", "default")
-        describe(f"pipeline:{args.small_rows} rows", args.small_rows, small.measured, "(default settings)")
+        # A home's first upload also creates its Dagster instance and warehouse; every later one
+        # (another file, same home) is what a user waits for day to day.
+        small_home = work / f"home-small-{time.strftime('%H%M%S')}"
+        small = run_pipeline(roster_file(work, args.small_rows, args.bad), small_home, "default")
+        describe(f"pipeline:{args.small_rows} rows", args.small_rows, small.measured, "(default settings, new home)")
+        warm = run_pipeline(roster_file(work, args.small_rows, args.bad, seed=2), small_home, "default")
+        describe(f"pipeline:{args.small_rows} rows", args.small_rows, warm.measured, "(default settings, the home's second upload)")
     sensed = None
     if args.sensor:
         sensed = run_through_sensor(roster_file(work, args.small_rows or 1_000, args.bad),
@@ -316,7 +323,8 @@ def main() -> None:
         if args.large:
             print(f"  {'':<12} {run.measured.seconds / 60:.1f} minutes end to end [<= {LARGE_TARGET_SECONDS / 60:.0f}]")
     if small:
-        print(f"  {args.small_rows:,}-row upload end to end {small.measured.seconds:.1f} s [<= 4 s]")
+        print(f"  {args.small_rows:,}-row upload end to end {small.measured.seconds:.1f} s in a new home, "
+              f"{warm.measured.seconds:.1f} s as the home's second upload [<= 4 s]")
     if sensed:
         print(f"  landing to {sensed.status} through the sensor {sensed.seconds:.1f} s [<= 15 s]")
 
