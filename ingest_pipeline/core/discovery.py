@@ -31,7 +31,8 @@ from ingest_pipeline.core.storage import BlobInfo, parse_landing_path
 
 CURSOR_VERSION = 1
 UNKNOWN = "unknown"  # the company id / form type recorded for a blob that does not say its own
-SETTLE_UNCHANGED = "unchanged"  # settled once seen with the same size and etag on the previous tick
+SETTLE_UNCHANGED = "unchanged"  # settled once unchanged for a tick: same size and etag on the previous one
+DEFAULT_SENSOR_INTERVAL_SECONDS = 4
 SETTLE_MIN_AGE = "min_age"  # settled once last modified at least `min_age_seconds` ago
 SETTLE_RULES = (SETTLE_UNCHANGED, SETTLE_MIN_AGE)
 METADATA_COMPANY_ID = "company_id"
@@ -46,6 +47,9 @@ class DiscoverySettings:
         prefixes: Listed each tick, relative to the landing root; "" (the default) is all of it.
             A prefix is a plain string prefix: "acme/" lists one company, "acme" also "acme2/".
         settle_rule: SETTLE_UNCHANGED (the default) or SETTLE_MIN_AGE.
+        interval_seconds: The sensor's tick interval. Under SETTLE_UNCHANGED a blob first seen
+            already unmodified for this long has been unchanged for a tick, as one seen again
+            unchanged has, and is settled at once.
         min_age_seconds: For SETTLE_MIN_AGE: how long a blob must be unmodified.
         lookback_seconds: How far below the watermark new blobs are still looked for (clock
             skew between writers, commits that become visible late).
@@ -60,6 +64,7 @@ class DiscoverySettings:
 
     prefixes: tuple[str, ...] = ("",)
     settle_rule: str = SETTLE_UNCHANGED
+    interval_seconds: float = DEFAULT_SENSOR_INTERVAL_SECONDS
     min_age_seconds: float = 60.0
     lookback_seconds: float = 300.0
     max_tracked_blobs: int = 1000
@@ -71,7 +76,7 @@ class DiscoverySettings:
     def __post_init__(self) -> None:
         if self.settle_rule not in SETTLE_RULES:
             raise ValueError(f"settle rule {self.settle_rule!r} must be one of {', '.join(SETTLE_RULES)}")
-        for name in ("min_age_seconds", "lookback_seconds", "max_hash_seconds_per_tick"):
+        for name in ("interval_seconds", "min_age_seconds", "lookback_seconds", "max_hash_seconds_per_tick"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more")
         for name in ("max_tracked_blobs", "max_blobs_per_tick", "max_hash_bytes_per_tick"):
@@ -88,6 +93,7 @@ class DiscoverySettings:
 
         - `INGEST_SENSOR_PREFIXES`: comma-separated prefixes (default: the whole landing root).
         - `INGEST_SENSOR_SETTLE`: `unchanged` (default) or `min_age`.
+        - `INGEST_SENSOR_INTERVAL_SECONDS` (default 4): the sensor's tick interval.
         - `INGEST_SENSOR_MIN_AGE_SECONDS` (default 60), `INGEST_SENSOR_LOOKBACK_SECONDS` (300).
         - `INGEST_SENSOR_MAX_TRACKED` (1000), `INGEST_SENSOR_MAX_BLOBS_PER_TICK` (25),
           `INGEST_SENSOR_MAX_HASH_BYTES_PER_TICK` (1 GiB), `INGEST_SENSOR_MAX_HASH_SECONDS_PER_TICK` (30).
@@ -100,6 +106,7 @@ class DiscoverySettings:
         if environ.get("INGEST_SENSOR_SETTLE"):
             values["settle_rule"] = environ["INGEST_SENSOR_SETTLE"].strip().lower()
         numbers = {
+            "INGEST_SENSOR_INTERVAL_SECONDS": ("interval_seconds", float),
             "INGEST_SENSOR_MIN_AGE_SECONDS": ("min_age_seconds", float),
             "INGEST_SENSOR_LOOKBACK_SECONDS": ("lookback_seconds", float),
             "INGEST_SENSOR_MAX_TRACKED": ("max_tracked_blobs", int),
@@ -368,6 +375,10 @@ def _unsettled_reason(
         return f"modified {max(age, 0):.0f}s ago; settles after {settings.min_age_seconds:.0f}s"
     seen = previous.pending.get(blob.path)
     if seen is None:
+        # Unmodified for a whole tick already (a file dropped just after the previous tick): as much
+        # evidence as seeing it unchanged on the next tick, which would cost a tick of waiting.
+        if (now - blob.last_modified).total_seconds() >= settings.interval_seconds:
+            return None
         return "new or replaced; settles when unchanged on the next tick"
     if seen == (blob.size, blob.etag):
         return None

@@ -30,7 +30,14 @@ from dagster import (
     sensor,
 )
 
-from ingest_pipeline.core.discovery import DiscoveredBlob, DiscoveryCursor, DiscoverySettings, TickPlan, plan_tick
+from ingest_pipeline.core.discovery import (
+    DEFAULT_SENSOR_INTERVAL_SECONDS,
+    DiscoveredBlob,
+    DiscoveryCursor,
+    DiscoverySettings,
+    TickPlan,
+    plan_tick,
+)
 from ingest_pipeline.core.errors import FilespecError, StorageError
 from ingest_pipeline.core.filespec import FileSpec, load_form_type
 from ingest_pipeline.core.storage import BlobInfo, LandingStorage
@@ -52,7 +59,7 @@ from ingest_pipeline.defs.settings import IngestSettings
 # The daemon evaluates sensors at most every 5 s (its loop); an interval below that ticks on every
 # loop, so a small upload settles (seen unchanged on two ticks) within 5-10 s of landing. An interval
 # of exactly 5 would skip every other loop whenever a tick starts a moment earlier than the last.
-UPLOAD_SENSOR_INTERVAL_SECONDS = int(os.environ.get("INGEST_SENSOR_INTERVAL_SECONDS") or 4)
+UPLOAD_SENSOR_INTERVAL_SECONDS = int(os.environ.get("INGEST_SENSOR_INTERVAL_SECONDS") or DEFAULT_SENSOR_INTERVAL_SECONDS)
 # A merge holds the warehouse lock for as long as it writes; a tick waits this long for it and
 # otherwise tries again next tick, rather than running into the sensor's time limit.
 WAREHOUSE_WAIT_SECONDS = 10.0

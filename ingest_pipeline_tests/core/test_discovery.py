@@ -18,6 +18,12 @@ KNOWN = {"employee_roster", "payroll"}
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
+def fresh_settings(**values) -> DiscoverySettings:
+    """Settings whose tick interval (a day) is longer than any blob's age in these tests, so every
+    blob is first seen fresh and settles by the two-tick rule (the first-sight rule has its own tests)."""
+    return DiscoverySettings(**{"interval_seconds": 86400, **values})
+
+
 def blob(path: str, size: int = 10, at: datetime = T0, etag: str | None = None, **metadata: str) -> BlobInfo:
     return BlobInfo(path=path, size=size, etag=etag or f"{path}-{size}-{at.timestamp()}", last_modified=at,
                     metadata=metadata)  # fmt: skip
@@ -27,7 +33,7 @@ class Sensor:
     """Ticks the pure logic as the sensor does: every settled blob is handled at once."""
 
     def __init__(self, settings: DiscoverySettings | None = None) -> None:
-        self.settings = settings or DiscoverySettings()
+        self.settings = settings or fresh_settings()
         self.cursor_json: str | None = None
 
     def tick(self, listing: list[BlobInfo], now: datetime = T0 + timedelta(minutes=1), handle: bool = True):
@@ -74,8 +80,27 @@ def test_a_replaced_blob_is_new_again():
     assert sensor.tick([second], now=T0 + timedelta(hours=2))[1] == ["acme/payroll/p.csv"]
 
 
+def test_a_blob_first_seen_unmodified_for_a_whole_tick_settles_at_once():
+    sensor = Sensor(DiscoverySettings(interval_seconds=4))
+    path = "acme/employee_roster/dropped.csv"
+    # Dropped just after a tick: by the next one, 4 s later, it has been unchanged for a tick.
+    plan, handled = sensor.tick([blob(path, at=T0)], now=T0 + timedelta(seconds=4.2))
+    assert handled == [path] and plan.unsettled == []
+
+
+def test_a_blob_first_seen_younger_than_a_tick_waits_for_the_next():
+    sensor = Sensor(DiscoverySettings(interval_seconds=4))
+    path = "acme/employee_roster/copying.csv"
+    plan, handled = sensor.tick([blob(path, 100, at=T0)], now=T0 + timedelta(seconds=1))
+    assert handled == [] and "settles when unchanged on the next tick" in plan.unsettled[0].reason
+    plan, handled = sensor.tick([blob(path, 200, at=T0 + timedelta(seconds=4))], now=T0 + timedelta(seconds=5))
+    assert handled == [] and "grew from 100 to 200 bytes" in plan.unsettled[0].reason
+    plan, handled = sensor.tick([blob(path, 200, at=T0 + timedelta(seconds=4))], now=T0 + timedelta(seconds=9))
+    assert handled == [path]
+
+
 def test_min_age_rule_settles_by_age_without_an_extra_tick():
-    sensor = Sensor(DiscoverySettings(settle_rule=SETTLE_MIN_AGE, min_age_seconds=60))
+    sensor = Sensor(fresh_settings(settle_rule=SETTLE_MIN_AGE, min_age_seconds=60))
     fresh = blob("acme/payroll/p.csv", at=T0)
     plan, handled = sensor.tick([fresh], now=T0 + timedelta(seconds=20))
     assert handled == [] and "settles after 60s" in plan.unsettled[0].reason
@@ -99,7 +124,7 @@ def test_blobs_of_the_same_second_are_not_missed_when_they_appear_one_by_one():
 
 
 def test_a_blob_that_becomes_visible_late_within_the_lookback_is_found():
-    sensor = Sensor(DiscoverySettings(lookback_seconds=300))
+    sensor = Sensor(fresh_settings(lookback_seconds=300))
     newer = blob("acme/payroll/newer.csv", at=T0)
     late = blob("acme/payroll/late.csv", at=T0 - timedelta(seconds=120))  # committed earlier, listed later
     sensor.tick([newer])
@@ -109,7 +134,7 @@ def test_a_blob_that_becomes_visible_late_within_the_lookback_is_found():
 
 
 def test_the_cursor_stays_bounded_over_years_of_history():
-    settings = DiscoverySettings(max_tracked_blobs=50, max_blobs_per_tick=50, lookback_seconds=300)
+    settings = fresh_settings(max_tracked_blobs=50, max_blobs_per_tick=50, lookback_seconds=300)
     sensor = Sensor(settings)
     history = [blob(f"acme/payroll/{day:05d}.csv", at=T0 + timedelta(days=day)) for day in range(1000)]
     now = T0 + timedelta(days=1001)
@@ -130,7 +155,7 @@ def test_the_cursor_stays_bounded_over_years_of_history():
 
 
 def test_the_per_tick_budget_postpones_but_never_skips():
-    settings = DiscoverySettings(max_blobs_per_tick=2, max_hash_bytes_per_tick=1000)
+    settings = fresh_settings(max_blobs_per_tick=2, max_hash_bytes_per_tick=1000)
     sensor = Sensor(settings)
     listing = [blob(f"acme/payroll/{i}.csv", size=400, at=T0 + timedelta(seconds=i)) for i in range(5)]
     sensor.tick(listing)
@@ -214,7 +239,7 @@ def test_an_entry_the_storage_refused_is_reported_by_its_own_path(entry, company
 
 def test_refused_entries_take_none_of_the_hashing_budget():
     """Entries reported without being read do not push real uploads to a later tick."""
-    settings = DiscoverySettings(max_blobs_per_tick=2, max_hash_bytes_per_tick=1000)
+    settings = fresh_settings(max_blobs_per_tick=2, max_hash_bytes_per_tick=1000)
     sensor = Sensor(settings)
     links = [refused(f"evilco/payroll/link{i:02d}.csv", at=T0 - timedelta(seconds=60 - i)) for i in range(30)]
     uploads = [blob(f"acme/payroll/{i}.csv", size=400, at=T0 + timedelta(seconds=i)) for i in range(3)]
@@ -238,7 +263,7 @@ def test_bad_blobs_are_reported_once():
 
 
 def test_since_ignores_older_blobs_and_the_watermark_never_passes_now():
-    sensor = Sensor(DiscoverySettings(since=datetime(2024, 3, 1)))
+    sensor = Sensor(fresh_settings(since=datetime(2024, 3, 1)))
     old = blob("acme/payroll/old.csv", at=T0 - timedelta(days=2))
     future = blob("acme/payroll/future.csv", at=T0 + timedelta(days=365))  # a writer's clock far ahead
     plan, _ = sensor.tick([old, future], now=T0)
@@ -266,9 +291,11 @@ def test_settings_from_env():
             "INGEST_SENSOR_MIN_AGE_SECONDS": "30",
             "INGEST_SENSOR_MAX_BLOBS_PER_TICK": "5",
             "INGEST_SENSOR_SINCE": "2024-01-01",
+            "INGEST_SENSOR_INTERVAL_SECONDS": "15",
         }
     )
     assert settings.prefixes == ("acme/", "globex/")
+    assert settings.interval_seconds == 15
     assert (settings.settle_rule, settings.min_age_seconds, settings.max_blobs_per_tick) == (SETTLE_MIN_AGE, 30, 5)
     assert settings.since == datetime(2024, 1, 1, tzinfo=UTC)
     assert DiscoverySettings.from_env({}) == DiscoverySettings()
