@@ -152,7 +152,7 @@ def report_upload_views(context, warehouse: Warehouse, upload_id: str) -> None:
         if line is None:
             return
         overall = _view_metadata(connection, None)
-        own = {**_upload_figures(connection, line), **_view_metadata(connection, line.form_type)}
+        own = {**_view_metadata(connection, line.form_type), **_upload_figures(connection, line)}  # the table first
     description = f"{line.company_id} {line.file_name}: {line.status}" + (f", {line.error}" if line.error else "")
     context.log_event(AssetMaterialization(ALL_UPLOADS, description=description, metadata=overall))
     if _ASSET_NAME.fullmatch(line.form_type):
