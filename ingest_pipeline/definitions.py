@@ -18,9 +18,10 @@ with collector_paused():
     from ingest_pipeline.defs.run_health import dead_run_sensor
     from ingest_pipeline.defs.sensors import upload_sensor
     from ingest_pipeline.defs.settings import IngestSettings
+    from ingest_pipeline.defs.upload_views import upload_views
 
     defs = Definitions(
-        assets=[*ingest_assets, client_report],
+        assets=[*ingest_assets, client_report, upload_views],
         asset_checks=ingest_checks,
         jobs=[ingest_upload_job, validate_upload_job, upload_report_job],
         sensors=[upload_sensor, dead_run_sensor, *report_sensors, *maintenance_sensors],

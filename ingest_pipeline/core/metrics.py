@@ -1,6 +1,7 @@
 """Per-stage timings for `ingest.stage_metrics`: wall and CPU seconds, peak memory, rows."""
 
 import contextlib
+import datetime as dt
 import json
 import resource
 import time
@@ -24,13 +25,59 @@ class StageMetrics:
 
     def as_metadata(self) -> dict[str, float | int]:
         """The figures as Dagster materialization metadata (plotted across partitions in the UI)."""
-        return {
-            "seconds": round(self.seconds, 3),
-            "cpu_seconds": round(self.cpu_seconds, 3),
-            "peak_rss_mb": round(self.peak_rss_bytes / 2**20, 1),
-            "rows": self.rows,
-            "rows_per_second": round(self.rows / self.seconds) if self.seconds > 0 else 0,
-        }
+        return figures(self.seconds, self.cpu_seconds, self.peak_rss_bytes, self.rows)
+
+    @property
+    def ended_at(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.started_at) + dt.timedelta(seconds=self.seconds)
+
+
+def figures(seconds: float, cpu_seconds: float, peak_rss_bytes: int, rows: int) -> dict[str, float | int]:
+    """seconds, cpu_seconds, peak_rss_mb, rows and rows_per_second, as every stage reports them."""
+    return {
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
+        "peak_rss_mb": round(peak_rss_bytes / 2**20, 1),
+        "rows": rows,
+        "rows_per_second": round(rows / seconds) if seconds > 0 else 0,
+    }
+
+
+def scan_figures(chunks: list[StageMetrics]) -> dict[str, float | int]:
+    """The chunk scans as one stage, and where its time went.
+
+    `seconds` is wall time, from the first chunk's start to the last one's end (chunks may run side
+    by side); `chunk_seconds_total` is the chunks' own time added up, so `parallelism` is how many
+    ran at once on average; the slowest chunk bounds how soon the stage can end.
+    """
+    if not chunks:
+        return {**figures(0.0, 0.0, 0, 0), "chunks": 0}
+    start = min(dt.datetime.fromisoformat(m.started_at) for m in chunks)
+    wall = max((max(m.ended_at for m in chunks) - start).total_seconds(), max(m.seconds for m in chunks))
+    total = sum(m.seconds for m in chunks)
+    slowest = max(chunks, key=lambda m: m.seconds)
+    rows = sum(m.rows for m in chunks)
+    return {
+        **figures(wall, sum(m.cpu_seconds for m in chunks), max(m.peak_rss_bytes for m in chunks), rows),
+        "chunks": len(chunks),
+        "chunk_seconds_total": round(total, 3),
+        "chunk_seconds_mean": round(total / len(chunks), 3),
+        "chunk_seconds_max": round(slowest.seconds, 3),
+        "slowest_chunk": slowest.chunk or 0,
+        "parallelism": round(total / wall, 2) if wall > 0 else 1.0,
+    }
+
+
+def stage_seconds(metrics: list[StageMetrics]) -> dict[str, float]:
+    """`<stage>_seconds` for each stage measured so far (the scan as wall time across its chunks)."""
+    by_stage: dict[str, list[StageMetrics]] = {}
+    for m in metrics:
+        by_stage.setdefault(m.stage, []).append(m)
+    result = {}
+    for stage, measured in by_stage.items():
+        seconds = scan_figures(measured)["seconds"] if stage == "scan" else sum(m.seconds for m in measured)
+        result[f"{stage}_seconds"] = round(seconds, 3)
+    return result
 
 
 def _cpu_seconds() -> float:

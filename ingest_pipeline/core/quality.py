@@ -59,15 +59,15 @@ class GateVerdict:
         return self.rows_rejected / self.rows_total if self.rows_total else 0.0
 
     def outcome(self) -> CheckOutcome:
-        if self.max_error_rate is None:
+        if not self.passed:
+            description = self.reason or ""
+        elif self.max_error_rate is None:
             description = "The form type sets no limit on rejected rows (quality.max_error_rate)."
-        elif self.passed:
+        else:
             description = (
                 f"{format_percent(self.error_rate, self.max_error_rate)} of rows rejected, within the form type's "
                 f"limit of {format_percent(self.max_error_rate)}."
             )
-        else:
-            description = self.reason or ""
         return CheckOutcome(
             self.passed,
             description,
@@ -104,6 +104,10 @@ def gate_verdict(warehouse: Warehouse, upload_id: str, max_error_rate: float | N
     upload = get_upload(warehouse, upload_id)
     if upload is None:
         raise LookupError(f"upload {upload_id} is not in {warehouse.path}")
+    if upload["rows_total"] is None and upload["status"] == FAILED:
+        # Failed an upload rule (the wrong file, say), so never judged row by row: nothing is published.
+        reason = upload["error"] or "The upload was not judged row by row, so nothing is published."
+        return GateVerdict(False, 0, 0, max_error_rate, reason)
     return judge_error_rate(upload["rows_total"] or 0, upload["rows_rejected"] or 0, max_error_rate)
 
 
@@ -163,6 +167,9 @@ def judge_conservation(figures: ConservationFigures, published: bool = True) -> 
         "row_numbers_out_of_range": f.out_of_range,
     }
     if f.rows_total is None or f.rows_accepted is None or f.rows_rejected is None:
+        if not published and f.results_rows == 0 and f.rejects_rows == 0:
+            return CheckOutcome(True, "The upload was not judged row by row, and none of its rows are in results or "
+                                "ingest.rejects.", metadata)  # fmt: skip
         return CheckOutcome(False, "The upload has no counts: its findings were not written.", metadata)
     problems = []
     if f.rows_total != f.rows_accepted + f.rows_rejected:

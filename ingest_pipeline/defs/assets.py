@@ -9,6 +9,8 @@ import shutil
 from collections.abc import Iterator
 
 from dagster import (
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     Config,
@@ -20,6 +22,9 @@ from dagster import (
     MetadataValue,
     Nothing,
     OpExecutionContext,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
     get_dagster_logger,
     graph_asset,
@@ -38,23 +43,35 @@ from ingest_pipeline.core.merge import (
     record_stage_metrics,
     write_findings,
 )
-from ingest_pipeline.core.metrics import StageMetrics, measure, write_metrics
+from ingest_pipeline.core.metrics import (
+    StageMetrics,
+    figures,
+    measure,
+    read_all_metrics,
+    scan_figures,
+    stage_seconds,
+    write_metrics,
+)
 from ingest_pipeline.core.prepare import UploadWorkspace, prepare_chunks
 from ingest_pipeline.core.progress import estimate_remaining_seconds
-from ingest_pipeline.core.quality import enforce_quality_gate
+from ingest_pipeline.core.quality import conservation_figures, enforce_quality_gate, judge_conservation
 from ingest_pipeline.core.reference import snapshot_reference_data
 from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
 from ingest_pipeline.core.storage import open_source
 from ingest_pipeline.core.uploads import PROCESSING, get_upload, mark_failed, now, update_upload
 from ingest_pipeline.core.warehouse import Warehouse
+from ingest_pipeline.defs.check_results import check_result
 from ingest_pipeline.defs.partitions import PARTITION_TAG, uploads_partitions
 from ingest_pipeline.defs.resources import LandingStorageResource
 from ingest_pipeline.defs.settings import IngestSettings
+from ingest_pipeline.defs.upload_views import report_upload_views
 
 DUCKDB_WRITER_POOL = "duckdb_writer"
 INGEST_GROUP = "ingest"
 INGEST_JOB_NAME = "ingest_upload"
 VALIDATE_JOB_NAME = "validate_upload"
+# How the run's upload ended, at the top of the run's page: `completed`, or `failed: <the sentence>`.
+OUTCOME_TAG = "ingest/outcome"
 
 
 def tracks_lifecycle(context: AssetExecutionContext | OpExecutionContext) -> bool:
@@ -68,13 +85,17 @@ def tracks_lifecycle(context: AssetExecutionContext | OpExecutionContext) -> boo
 
 @contextlib.contextmanager
 def upload_stage(
-    warehouse: Warehouse, upload_id: str, stage: str, chunk: int | None = None, track_lifecycle: bool = True
+    warehouse: Warehouse, upload_id: str, stage: str, chunk: int | None = None, track_lifecycle: bool = True,
+    context: AssetExecutionContext | OpExecutionContext | None = None,
 ) -> Iterator[StageMetrics]:
     """Measure a stage; on any error, end the upload `failed` with one sentence saying why.
 
     Errors a user can cause (IngestError) become a Dagster Failure with that sentence and no
-    traceback; anything else is a bug and keeps its traceback.
+    traceback; anything else is a bug and keeps its traceback. With `context`, the run is tagged
+    with the sentence and the uploads view shows the failed upload.
     """
+    if context is not None:
+        _forget_inherited_outcome(context)
     try:
         with measure(upload_id, stage, chunk) as metrics:
             yield metrics
@@ -82,17 +103,17 @@ def upload_stage(
         raise Failure(description=str(error), allow_retries=False) from None
     except IngestError as error:
         if track_lifecycle:
-            _end_failed(warehouse, upload_id, f"{stage}: {error}")
+            _end_failed(warehouse, upload_id, f"{stage}: {error}", context)
         raise Failure(description=str(error), allow_retries=False) from None
     except Failure:
         raise
     except Exception as error:
         if track_lifecycle:
-            _end_failed(warehouse, upload_id, f"{stage} failed unexpectedly ({type(error).__name__}: {error}).")
+            _end_failed(warehouse, upload_id, f"{stage} failed unexpectedly ({type(error).__name__}: {error}).", context)
         raise
 
 
-def _end_failed(warehouse: Warehouse, upload_id: str, error: str) -> None:
+def _end_failed(warehouse: Warehouse, upload_id: str, error: str, context=None) -> None:
     """Mark the upload failed, unless the warehouse itself is what failed: then the stage's own error
     stands, and `dead_run_sensor` (or the next command) fails the upload once the run has ended."""
     try:
@@ -101,6 +122,26 @@ def _end_failed(warehouse: Warehouse, upload_id: str, error: str) -> None:
         get_dagster_logger().warning(f"could not mark upload {upload_id} failed now ({cause}); it will be reconciled")
         return
     notify_upload_finished(warehouse, upload_id)
+    if context is not None:
+        _upload_ended(context, warehouse, upload_id, error)
+
+
+def _upload_ended(context, warehouse: Warehouse, upload_id: str, error: str | None = None) -> None:
+    """The upload has its final status: it tags the run (a failed one's with the sentence, shown at
+    the top of the run's page), and the uploads views are brought up to date. Neither may fail the stage."""
+    try:
+        context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: f"failed: {error}" if error else "completed"})
+        report_upload_views(context, warehouse, upload_id)
+    except Exception as cause:  # noqa: BLE001 - a view is never worth failing an upload for
+        context.log.warning(f"{upload_id}: the uploads view was not updated ({type(cause).__name__}: {cause})")
+
+
+def _forget_inherited_outcome(context) -> None:
+    """A re-executed run inherits its parent's tags, the outcome among them: until its upload ends,
+    it says it is re-running instead (a tag check in memory; a write only in such runs)."""
+    run = context.run
+    if run.parent_run_id and run.tags.get(OUTCOME_TAG, "re-running") != "re-running":
+        context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "re-running"})
 
 
 def _tag_run_with_upload(context: AssetExecutionContext, upload: dict) -> None:
@@ -163,7 +204,7 @@ def upload_chunks(
             description=f"upload {upload_id} is already being processed by run {other_run}; this run stops "
             "without touching it (its result will be the upload's)", allow_retries=False,
         )  # fmt: skip
-    with upload_stage(warehouse, upload_id, "prepare", track_lifecycle=tracked) as metrics:
+    with upload_stage(warehouse, upload_id, "prepare", track_lifecycle=tracked, context=context) as metrics:
         if tracked:
             update_upload(warehouse, upload_id, status=PROCESSING, stage="prepare", started_at=now(), finished_at=None,
                           error=None, run_id=context.run_id, chunks_done=0, chunks_total=None)  # fmt: skip
@@ -225,7 +266,7 @@ def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettin
     warehouse = ingest_settings.warehouse()
     workspace = ingest_settings.workspace(upload_id)
     tracked = tracks_lifecycle(context)
-    with upload_stage(warehouse, upload_id, "scan", chunk_index, track_lifecycle=tracked) as metrics:
+    with upload_stage(warehouse, upload_id, "scan", chunk_index, track_lifecycle=tracked, context=context) as metrics:
         manifest = workspace.load_manifest()
         spec = workspace.load_filespec()
         chunk = manifest.chunks[chunk_index - 1]
@@ -235,18 +276,38 @@ def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettin
     # holds them up. Progress counts these metrics files (core.progress.scanned_chunks).
     write_metrics(metrics, workspace.metrics)
     context.log.info(
-        f"chunk {chunk_index}/{len(manifest.chunks)}: rows {chunk.first_row}-{chunk.first_row + chunk.records - 1}, "
-        f"{result.rejected} rejected, {result.messages} messages, {metrics.seconds:.1f}s"
+        f"chunk {chunk_index}/{len(manifest.chunks)}: rows {chunk.first_row}-{chunk.first_row + chunk.records - 1} "
+        f"({result.records} rows), {result.records - result.rejected} accepted, {result.rejected} rejected, "
+        f"{result.messages} messages, {metrics.seconds:.2f}s"
     )
     return result.records
 
 
 @op(tags={"stage": "scan"})
-def summarize_chunk_scans(context: OpExecutionContext, records_per_chunk: list[int]) -> int:
-    """Fan-in of the chunk steps: the records scanned across all chunks."""
+def summarize_chunk_scans(context: OpExecutionContext, ingest_settings: IngestSettings, records_per_chunk: list[int]) -> int:
+    """Fan-in of the chunk steps: the records scanned across all chunks, and where the scan's time went."""
     total = sum(records_per_chunk)
-    context.log.info(f"{len(records_per_chunk)} chunk step(s) scanned {total} records")
+    # The chunk steps' own measurements, from their files in the work folder (no warehouse open).
+    workspace = ingest_settings.workspace(context.partition_key)
+    chunks = [m for m in read_all_metrics(workspace.metrics) if m.stage == "scan"] if workspace.metrics.is_dir() else []
+    scan = scan_figures(chunks)
+    context.log.info(
+        f"{len(records_per_chunk)} chunk step(s) scanned {total} records in {scan['seconds']:.2f}s "
+        f"({scan['rows_per_second']} rows/s); the chunks took {scan.get('chunk_seconds_total', 0):.2f}s in all"
+    )
+    context.add_output_metadata({**scan, "rows": total, "chunk_figures": _chunk_table(chunks)})
     return total
+
+
+def _chunk_table(chunks: list[StageMetrics]) -> MetadataValue:
+    """Each chunk's figures, slowest first (at most 100), to see where the scan's time went."""
+    schema = TableSchema(columns=[TableColumn("chunk", "int"), TableColumn("rows", "int"),
+                                  TableColumn("seconds", "float"), TableColumn("cpu_seconds", "float"),
+                                  TableColumn("peak_rss_mb", "float"), TableColumn("rows_per_second", "int")])  # fmt: skip
+    slowest = sorted(chunks, key=lambda m: -m.seconds)[:100]
+    records = [TableRecord({"chunk": m.chunk or 0, **{k: v for k, v in m.as_metadata().items() if k != "rows"},
+                            "rows": m.rows}) for m in slowest]  # fmt: skip
+    return MetadataValue.table(records, schema)
 
 
 @graph_asset(
@@ -274,7 +335,7 @@ def column_profiles(context: AssetExecutionContext, ingest_settings: IngestSetti
     warehouse = ingest_settings.warehouse()
     workspace = ingest_settings.workspace(upload_id)
     tracked = tracks_lifecycle(context)
-    with upload_stage(warehouse, upload_id, "columns", track_lifecycle=tracked) as metrics:
+    with upload_stage(warehouse, upload_id, "columns", track_lifecycle=tracked, context=context) as metrics:
         manifest = workspace.load_manifest()
         if tracked:
             update_upload(warehouse, upload_id, stage="columns", chunks_done=len(manifest.chunks))
@@ -327,7 +388,7 @@ def upload_findings(context: AssetExecutionContext, ingest_settings: IngestSetti
     """ingest.messages, ingest.rejects, ingest.column_summary, stage metrics and counts for the upload (replaced in one transaction)."""
     upload_id = context.partition_key
     warehouse, workspace = _load_stage_inputs(ingest_settings, upload_id)
-    with upload_stage(warehouse, upload_id, "merge") as metrics:
+    with upload_stage(warehouse, upload_id, "merge", context=context) as metrics:
         update_upload(warehouse, upload_id, stage="merge")
         manifest = workspace.load_manifest()
         spec = workspace.load_filespec()
@@ -335,9 +396,11 @@ def upload_findings(context: AssetExecutionContext, ingest_settings: IngestSetti
         counts = write_findings(warehouse, spec, manifest, workspace)
     record_stage_metrics(warehouse, metrics)
     if manifest.failure:
+        # The findings are what such an upload gets: they are written, so this stage is done. Its
+        # run fails at publishing (accepted_rows), with this sentence, and publishes nothing.
         fail_upload_after_findings(warehouse, upload_id, manifest.failure)
         notify_upload_finished(warehouse, upload_id, context.run_id)
-        raise Failure(description=manifest.failure, allow_retries=False)
+        context.log.warning(f"{upload_id} cannot be published: {manifest.failure}")
     return MaterializeResult(
         metadata={
             "rows_total": counts.rows_total,
@@ -346,11 +409,23 @@ def upload_findings(context: AssetExecutionContext, ingest_settings: IngestSetti
             "error_rate": round(counts.error_rate, 6),
             "errors": counts.errors,
             "warnings": counts.warnings,
+            "upload_rule_failure": manifest.failure or MetadataValue.null(),
+            **metrics.as_metadata(),
+            # Where the upload's time went so far, stage by stage (measured by each stage itself).
+            **stage_seconds([*read_all_metrics(workspace.metrics), metrics]),
             "messages_query": MetadataValue.md(
                 f"`SELECT * FROM ingest.messages WHERE upload_id = '{upload_id}' ORDER BY row_number`"
             ),
         }
     )
+
+
+CONSERVATION_CHECK = AssetCheckSpec(
+    "conservation",
+    asset="accepted_rows",
+    description="rows_total = rows_accepted + rows_rejected, and results and ingest.rejects hold exactly those rows "
+    "(none in results for an upload that was not published).",
+)
 
 
 @asset(
@@ -360,36 +435,78 @@ def upload_findings(context: AssetExecutionContext, ingest_settings: IngestSetti
     pool=DUCKDB_WRITER_POOL,
     kinds={"duckdb"},
     tags={"stage": "publish"},
+    check_specs=[CONSERVATION_CHECK],
 )
-def accepted_rows(context: AssetExecutionContext, ingest_settings: IngestSettings) -> MaterializeResult:
-    """The upload's accepted rows, typed, in results.<form_type> (replaced by upload id); the upload ends completed."""
+def accepted_rows(context: AssetExecutionContext, ingest_settings: IngestSettings):
+    """The upload's accepted rows, typed, in results.<form_type> (replaced by upload id); the upload ends completed.
+
+    An upload above its form type's error limit, or one that failed an upload rule, is not
+    published: this step then checks that none of its rows are in results and fails with the
+    sentence saying why, so the run's page shows it and only this asset is marked failed for the
+    upload (the stages before it did their work and are materialized).
+    """
     upload_id = context.partition_key
     warehouse, workspace = _load_stage_inputs(ingest_settings, upload_id)
-    with upload_stage(warehouse, upload_id, "publish") as metrics:
+    published = 0
+    with upload_stage(warehouse, upload_id, "publish", context=context) as metrics:
         spec = workspace.load_filespec()
-        # The error_rate check blocks this step; this holds the gate in runs that leave the check out.
-        gate = enforce_quality_gate(warehouse, upload_id, spec.quality.max_error_rate, context.run_id)
-        if not gate.passed:
-            raise Failure(description=gate.reason, allow_retries=False)
-        update_upload(warehouse, upload_id, stage="publish")
         manifest = workspace.load_manifest()
-        metrics.rows = published = publish_results(warehouse, spec, manifest, workspace)
+        refusal = manifest.failure
+        if refusal is None:
+            # Held here, not by a blocking check: a blocking check's failure would skip this step
+            # and leave the run's page with Dagster's own error instead of the sentence.
+            gate = enforce_quality_gate(warehouse, upload_id, spec.quality.max_error_rate, context.run_id)
+            refusal = None if gate.passed else gate.reason
+        if refusal is None:
+            update_upload(warehouse, upload_id, stage="publish")
+            published = publish_results(warehouse, spec, manifest, workspace)
+        metrics.rows = published
     record_stage_metrics(warehouse, metrics)
-    notify_upload_finished(warehouse, upload_id, context.run_id)
+    if refusal is None:
+        notify_upload_finished(warehouse, upload_id, context.run_id)
     upload = get_upload(warehouse, upload_id)
+    with warehouse.connect(write=False) as connection:
+        conservation = judge_conservation(conservation_figures(connection, upload_id, spec.form_type),
+                                          published=refusal is None)  # fmt: skip
+    conservation_result = check_result(conservation, AssetCheckSeverity.ERROR, upload_id)
+    _upload_ended(context, warehouse, upload_id, refusal)
+    if refusal is not None:
+        context.log.error(f"{upload_id} failed: {refusal}")
+        yield conservation_result
+        raise Failure(
+            description=refusal,
+            metadata={"upload_id": upload_id, "rows_total": _number(upload["rows_total"]),
+                      "rows_rejected": _number(upload["rows_rejected"]), "published": False},
+            allow_retries=False,
+        )  # fmt: skip
     context.log.info(
         f"{upload_id} completed: {upload['rows_total']} rows, {upload['rows_accepted']} accepted, "
         f"{upload['rows_rejected']} rejected"
     )
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             "table": f"results.{spec.form_type}",
             "rows_published": published,
             "rows_total": upload["rows_total"],
             "rows_rejected": upload["rows_rejected"],
             **metrics.as_metadata(),
-        }
+            **_end_to_end_metadata(upload),
+        },
+        check_results=[conservation_result],
     )
+
+
+def _number(value: int | None):
+    return MetadataValue.null() if value is None else value
+
+
+def _end_to_end_metadata(upload: dict) -> dict:
+    """The whole upload, from the start of prepare to now: seconds and rows per second."""
+    if upload["started_at"] is None or upload["finished_at"] is None:
+        return {}
+    seconds = (upload["finished_at"] - upload["started_at"]).total_seconds()
+    end_to_end = figures(seconds, 0.0, 0, upload["rows_total"] or 0)
+    return {"upload_seconds": end_to_end["seconds"], "upload_rows_per_second": end_to_end["rows_per_second"]}
 
 
 ingest_assets = [upload_chunks, chunk_scans, column_profiles, upload_findings, accepted_rows]

@@ -1,87 +1,52 @@
-"""Asset checks of each upload (one result per upload partition, with its figures as metadata).
+"""Asset checks of each upload; each result names its upload (`upload_id` in its metadata).
 
-- `error_rate` on upload_findings, BLOCKING: above the form type's `quality.max_error_rate`, the
-  upload ends `failed` with the reason, and the run skips accepted_rows, so none of its rows are
-  published (the merge already removed any from an earlier run); its messages, rejects and
-  summary stay. accepted_rows also enforces the gate itself, for runs that leave the check out.
+- `error_rate` on upload_findings (ERROR): the share of rejected rows against the form type's
+  `quality.max_error_rate`. The publish stage (accepted_rows) holds the gate itself: above the limit
+  it publishes nothing, ends the upload `failed` with the check's sentence and fails its step with
+  that sentence; the upload's messages, rejects and summary stay.
 - `drift` on upload_findings, WARN: extra or missing columns, or a column's share of empty cells
   or errors far from the form type's recent completed uploads. Its thresholds are run config.
-- `conservation` on accepted_rows: every record is exactly one of published or rejected.
+- `conservation` on accepted_rows (evaluated by that step, defs/assets.py): every record is exactly
+  one of published or rejected; for an upload that was not published, none is in `results`.
+
+The checks are not partitioned: the UI then shows each check's latest result (the latest upload's)
+alike in the checks list, the check's panel and the asset graph, where a partitioned check shows
+its panel's latest result beside a "Failed" summing up every upload ever gated, and keeps the
+asset red for good after one bad upload. Each upload's own results are its check evaluations (the
+run's log, the check's execution history) and the `uploads` view (defs/upload_views.py).
 """
 
-import warnings
-from typing import Any
-
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetCheckSeverity,
-    Config,
-    MetadataValue,
-    asset_check,
-)
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, Config, Failure, asset_check
 from pydantic import Field
 
-from ingest_pipeline.core.quality import (
-    CheckOutcome,
-    DriftThresholds,
-    conservation_figures,
-    drift_inputs,
-    enforce_quality_gate,
-    judge_conservation,
-    judge_drift,
-)
+from ingest_pipeline.core.quality import DriftThresholds, drift_inputs, gate_verdict, judge_drift
 from ingest_pipeline.core.uploads import get_upload
-from ingest_pipeline.defs.assets import accepted_rows, upload_findings, upload_stage
-from ingest_pipeline.defs.partitions import uploads_partitions
+from ingest_pipeline.defs.assets import upload_findings, upload_stage
+from ingest_pipeline.defs.check_results import check_result
 from ingest_pipeline.defs.settings import IngestSettings
-
-# Partitioned asset checks (one result per upload) are a preview feature in this Dagster version;
-# they are what makes each upload's results visible on its own, so the notice is not repeated.
-warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
 _DEFAULT_DRIFT = DriftThresholds()
 
 
-def _result(outcome: CheckOutcome, severity: AssetCheckSeverity) -> AssetCheckResult:
-    return AssetCheckResult(
-        passed=outcome.passed,
-        severity=severity,
-        description=outcome.description,
-        metadata={key: _metadata_value(key, value) for key, value in outcome.metadata.items()},
-    )
+def upload_of(context: AssetCheckExecutionContext) -> str:
+    """The upload a check runs for: its run's partition."""
+    if not context.has_partition_key:
+        raise Failure(description="a check of an upload runs in that upload's run: materialize the asset for one "
+                      "upload (partition) with its checks", allow_retries=False)  # fmt: skip
+    return context.partition_key
 
 
-def _metadata_value(key: str, value: Any) -> Any:
-    if value is None:
-        return MetadataValue.null()
-    if key == "columns" and isinstance(value, list):
-        return MetadataValue.md(_markdown_table(value))
-    if isinstance(value, list | dict):
-        return MetadataValue.json(value)
-    return value
-
-
-def _markdown_table(rows: list[dict]) -> str:
-    if not rows:
-        return "(no columns)"
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-@asset_check(asset=upload_findings, blocking=True, partitions_def=uploads_partitions)
+@asset_check(asset=upload_findings)
 def error_rate(context: AssetCheckExecutionContext, ingest_settings: IngestSettings) -> AssetCheckResult:
     """Rejected rows at most the form type's quality.max_error_rate; above it, nothing is published and the upload fails."""
-    upload_id = context.partition_key
+    upload_id = upload_of(context)
     warehouse, workspace = ingest_settings.warehouse(), ingest_settings.workspace(upload_id)
-    with upload_stage(warehouse, upload_id, "gate"):
+    with upload_stage(warehouse, upload_id, "gate", track_lifecycle=False):
         limit = workspace.load_filespec().quality.max_error_rate
-        verdict = enforce_quality_gate(warehouse, upload_id, limit, context.run.run_id)
+        verdict = gate_verdict(warehouse, upload_id, limit)  # judged only: accepted_rows acts on it
     if not verdict.passed:
-        context.log.error(f"{upload_id} failed its quality gate: {verdict.reason}")
-    return _result(verdict.outcome(), AssetCheckSeverity.ERROR)
+        context.log.error(f"{upload_id}: {verdict.reason}")
+    return check_result(verdict.outcome(), AssetCheckSeverity.ERROR, upload_id)
 
 
 class DriftConfig(Config):
@@ -101,12 +66,12 @@ class DriftConfig(Config):
                                self.max_null_share_change, self.max_error_share_change)  # fmt: skip
 
 
-@asset_check(asset=upload_findings, partitions_def=uploads_partitions)
+@asset_check(asset=upload_findings)
 def drift(
     context: AssetCheckExecutionContext, config: DriftConfig, ingest_settings: IngestSettings
 ) -> AssetCheckResult:
     """No extra or missing columns, and no column's share of empty cells or errors far from recent uploads (a warning)."""
-    upload_id = context.partition_key
+    upload_id = upload_of(context)
     warehouse = ingest_settings.warehouse()
     upload = get_upload(warehouse, upload_id)
     thresholds = config.thresholds()
@@ -115,18 +80,7 @@ def drift(
     outcome = judge_drift(inputs, thresholds)
     if not outcome.passed:
         context.log.warning(f"{upload_id}: {outcome.description}")
-    return _result(outcome, AssetCheckSeverity.WARN)
+    return check_result(outcome, AssetCheckSeverity.WARN, upload_id)
 
 
-@asset_check(asset=accepted_rows, partitions_def=uploads_partitions)
-def conservation(context: AssetCheckExecutionContext, ingest_settings: IngestSettings) -> AssetCheckResult:
-    """rows_total = rows_accepted + rows_rejected, and results and ingest.rejects hold exactly those rows."""
-    upload_id = context.partition_key
-    warehouse = ingest_settings.warehouse()
-    upload = get_upload(warehouse, upload_id)
-    with warehouse.connect(write=False) as connection:
-        figures = conservation_figures(connection, upload_id, upload["form_type"])
-    return _result(judge_conservation(figures, published=True), AssetCheckSeverity.ERROR)
-
-
-ingest_checks = [error_rate, drift, conservation]
+ingest_checks = [error_rate, drift]

@@ -3,9 +3,9 @@
 The report must show how the upload ended, so it is written once the ingest run is over, by its
 own small run (`upload_report` job): materialize it from the UI, run `ingest-pipeline report`, or
 pass `--report` to `ingest-pipeline run`; turn on the two sensors below to write one after every
-ingest run (they are off by default: a report of a huge upload takes a while). It cannot be a step of the ingest run: the
-blocking `error_rate` check skips everything downstream of upload_findings when it fails, and a
-gated upload needs its report most.
+ingest run (they are off by default: a report of a huge upload takes a while). It is not a step of the ingest run: the
+report says how the upload ended, which is known only once publishing (accepted_rows) is over, and a
+gated upload, whose run fails there, needs its report most.
 """
 
 from dagster import (

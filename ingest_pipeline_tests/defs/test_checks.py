@@ -59,13 +59,13 @@ def upload_id_of(home: Path, source: Path) -> str:
 
 
 def check_results(home: Path, upload_id: str) -> dict[str, object]:
-    """The latest evaluation of each check for the upload's partition, by check name."""
+    """The latest evaluation of each check for the upload (named in its metadata), by check name."""
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
         records = instance.get_event_records(EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION))
     results = {}
     for record in sorted(records, key=lambda r: r.storage_id):
         evaluation = record.event_log_entry.dagster_event.event_specific_data
-        if evaluation.partition == upload_id:
+        if evaluation.metadata["upload_id"].value == upload_id:
             results[evaluation.check_name] = evaluation
     return results
 
@@ -84,9 +84,8 @@ def materialized(home: Path, asset: str, upload_id: str) -> bool:
 
 def test_the_checks_are_part_of_the_ingest_job():
     job = defs.resolve_job_def("ingest_upload")
-    assert {"upload_findings_error_rate", "upload_findings_drift", "accepted_rows_conservation"} <= set(
-        job.graph.node_dict
-    )
+    assert {"upload_findings_error_rate", "upload_findings_drift", "accepted_rows"} <= set(job.graph.node_dict)
+    assert {key.name for key in job.asset_layer.asset_graph.asset_check_keys} == {"error_rate", "drift", "conservation"}
 
 
 def test_an_upload_within_the_limit_completes_and_passes_every_check(home, tmp_path):
@@ -129,7 +128,9 @@ def test_an_upload_above_the_limit_fails_its_gate_and_publishes_nothing(home, tm
     assert not gate.passed and gate.severity == AssetCheckSeverity.ERROR
     assert gate.description == LIMIT_SENTENCE
     assert gate.metadata["rows_rejected"].value == 5 and gate.metadata["published"].value is False
-    assert "conservation" not in results  # its asset was never materialized
+    conservation = results["conservation"]  # the publish step checks that nothing of it was published
+    assert conservation.passed and conservation.metadata["results_rows"].value == 0
+    assert conservation.metadata["rejects_rows"].value == 5
     assert not materialized(home, "accepted_rows", upload_id)
     assert materialized(home, "upload_findings", upload_id)
     assert materialized(home, "client_report", upload_id)  # the report exists for gated uploads too
