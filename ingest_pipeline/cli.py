@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="start the Dagster UI and daemon (sensor, queue) on the home's instance")
     ui.add_argument("--port", default="3000")
     with_home(ui)
+
+    from ingest_pipeline.api.commands import add_commands as add_api_commands  # serve, api-key
+
+    add_api_commands(commands, with_home)
     return parser
 
 
@@ -136,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         handler = {"run": cmd_run, "status": cmd_status, "check-spec": cmd_check_spec, "generate": cmd_generate,
                    "ui": cmd_ui, "backfill": cmd_backfill, "report": cmd_report, "sql": cmd_sql,
-                   "webhooks": cmd_webhooks, "work-folders": cmd_work_folders}[args.command]  # fmt: skip
+                   "webhooks": cmd_webhooks, "work-folders": cmd_work_folders}.get(args.command)  # fmt: skip
+        if handler is None:  # the HTTP API's commands (ingest_pipeline/api/commands.py)
+            from ingest_pipeline.api import commands as api_commands
+
+            handler = {"serve": api_commands.cmd_serve, "api-key": api_commands.cmd_api_key}[args.command]
         return handler(args)
     except UsageError as error:
         return _fail_usage(str(error))

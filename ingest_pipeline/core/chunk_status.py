@@ -1,0 +1,131 @@
+"""Where each chunk of an upload stands: queued, processing, completed or failed (seed 001's chunk status).
+
+A scan step records its chunk in the upload's work folder (`chunk_status/chunk-NNNNN.json`), not
+in the warehouse: chunk steps never wait for the warehouse writer (another upload's long merge),
+and a file per chunk needs no lock among parallel steps. `chunk_statuses` joins these files with
+the manifest's chunks (first row, rows); once the work folder is gone (retention), the same list
+is rebuilt from the warehouse: the scan's rows per chunk in `ingest.stage_metrics` and the
+rejected rows in `ingest.rejects`.
+"""
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ingest_pipeline.core.prepare import UploadWorkspace
+from ingest_pipeline.core.uploads import COMPLETED, FAILED, PROCESSING, QUEUED, now
+
+
+@dataclass(frozen=True)
+class ChunkStatus:
+    chunk: int  # 1-based, as the scan steps (`chunk_NNNNN`) and `ingest.stage_metrics.chunk`
+    first_row: int
+    rows: int
+    status: str  # queued, processing, completed, failed
+    rejected_rows: int | None = None  # known once the chunk is scanned
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+
+
+def _status_folder(workspace: UploadWorkspace) -> Path:
+    return workspace.root / "chunk_status"
+
+
+def _write(workspace: UploadWorkspace, chunk: int, **values) -> None:
+    folder = _status_folder(workspace)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"chunk-{chunk:05d}.json"
+    temp = folder / f".chunk-{chunk:05d}.{os.getpid()}.tmp"
+    temp.write_text(json.dumps(values))
+    os.replace(temp, path)
+
+
+class _Recorder:
+    def __init__(self, workspace: UploadWorkspace, chunk: int, started_at: str, record: bool = True):
+        self.workspace, self.chunk, self.started_at, self.record = workspace, chunk, started_at, record
+
+    def done(self, rejected_rows: int) -> None:
+        """The chunk is scanned, with this many rejected rows."""
+        if self.record:
+            _write(self.workspace, self.chunk, status=COMPLETED, started_at=self.started_at,
+                   finished_at=now().isoformat(), rejected_rows=int(rejected_rows))  # fmt: skip
+
+
+@contextlib.contextmanager
+def recording_chunk(workspace: UploadWorkspace, chunk: int) -> Iterator[_Recorder]:
+    """Around a chunk's scan: `processing` now, `failed` (with the error) if the block raises;
+    call `.done(rejected_rows)` when it is scanned."""
+    started_at = now().isoformat()
+    if workspace.removal_note.exists():  # removed by retention: the scan fails with the note's sentence
+        yield _Recorder(workspace, chunk, started_at, record=False)
+        return
+    _write(workspace, chunk, status=PROCESSING, started_at=started_at)
+    recorder = _Recorder(workspace, chunk, started_at)
+    try:
+        yield recorder
+    except BaseException as error:
+        _write(workspace, chunk, status=FAILED, started_at=started_at, finished_at=now().isoformat(),
+               error=str(error).splitlines()[0][:500] if str(error) else type(error).__name__)  # fmt: skip
+        raise
+
+
+def chunk_statuses(workspace: UploadWorkspace, upload_status: str) -> list[ChunkStatus] | None:
+    """The chunks from the work folder, or None when it has no manifest (not prepared yet, or removed).
+
+    A chunk still `processing` when its upload has failed is reported failed: its step died with
+    the run.
+    """
+    try:
+        manifest = workspace.load_manifest() if workspace.manifest.exists() else None
+    except Exception:  # removed by retention, or mid-write: the caller falls back
+        return None
+    if manifest is None:
+        return None
+    folder = _status_folder(workspace)
+    found = []
+    for info in manifest.chunks:
+        try:
+            values = json.loads((folder / f"chunk-{info.index:05d}.json").read_text())
+        except (FileNotFoundError, ValueError):
+            values = {"status": QUEUED}
+        status = values.get("status", QUEUED)
+        if status == PROCESSING and upload_status == FAILED:
+            status = FAILED
+        found.append(ChunkStatus(chunk=info.index, first_row=info.first_row, rows=info.records, status=status,
+                                 rejected_rows=values.get("rejected_rows"), started_at=values.get("started_at"),
+                                 finished_at=values.get("finished_at"), error=values.get("error")))  # fmt: skip
+    return found
+
+
+def chunk_statuses_from_warehouse(connection, upload_id: str) -> list[ChunkStatus]:
+    """The chunks of a merged upload, from `ingest.stage_metrics` and `ingest.rejects` (no work folder needed)."""
+    import datetime as dt
+
+    rows = connection.execute(
+        """
+        WITH chunks AS (
+            SELECT chunk, rows, started_at, seconds,
+                   1 + coalesce(sum(rows) OVER (ORDER BY chunk ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS first_row
+            FROM ingest.stage_metrics WHERE upload_id = ? AND stage = 'scan' AND chunk IS NOT NULL
+        )
+        SELECT c.chunk, c.first_row, c.rows, c.started_at, c.seconds,
+               (SELECT count(*) FROM ingest.rejects r
+                WHERE r.upload_id = ? AND r.row_number BETWEEN c.first_row AND c.first_row + c.rows - 1)
+        FROM chunks c ORDER BY c.chunk
+        """,
+        [upload_id, upload_id],
+    ).fetchall()
+    return [
+        ChunkStatus(chunk=chunk, first_row=first_row, rows=count, status=COMPLETED, rejected_rows=rejected,
+                    started_at=started.isoformat() if started else None,
+                    finished_at=(started + dt.timedelta(seconds=seconds or 0)).isoformat() if started else None)
+        for chunk, first_row, count, started, seconds, rejected in rows
+    ]  # fmt: skip
+
+
+def as_dicts(chunks: list[ChunkStatus]) -> list[dict]:
+    return [asdict(c) for c in chunks]
