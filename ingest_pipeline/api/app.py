@@ -33,7 +33,12 @@ from ingest_pipeline.api import queries
 from ingest_pipeline.api.keys import ApiKeyStore
 from ingest_pipeline.api.landing import RECEIVED, LandedRecords, LandedUpload, UploadReceiver
 from ingest_pipeline.api.problems import Problem, not_found, problem_response
-from ingest_pipeline.core.chunk_status import as_dicts, chunk_statuses, chunk_statuses_from_warehouse
+from ingest_pipeline.core.chunk_status import (
+    as_dicts,
+    chunk_statuses,
+    chunk_statuses_from_warehouse,
+    with_merged_rejects,
+)
 from ingest_pipeline.core.errors import ConfigurationError
 from ingest_pipeline.core.filespec import FORM_TYPE_RE
 from ingest_pipeline.core.prepare import UploadWorkspace
@@ -222,9 +227,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
         progress = progress_of_uploads(warehouse, settings.home, [row])[upload_id]
         chunks = chunk_statuses(UploadWorkspace.of(settings.home, upload_id), row["status"])
-        if chunks is None and row["status"] in (COMPLETED, FAILED):
+        merged = row["rows_rejected"] is not None  # the merge wrote ingest.rejects
+        if merged or (chunks is None and row["status"] in (COMPLETED, FAILED)):
             with warehouse.connect(write=False) as connection:
-                chunks = chunk_statuses_from_warehouse(connection, upload_id)
+                if chunks is None:
+                    chunks = chunk_statuses_from_warehouse(connection, upload_id)
+                elif merged:
+                    chunks = with_merged_rejects(connection, upload_id, chunks)
         view = _upload_view(row, landed)
         view["progress"] = {
             "chunks_done": progress.chunks_done, "chunks_total": progress.chunks_total, "rows_done": progress.rows_done,

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ingest_pipeline.core.prepare import UploadWorkspace
@@ -25,7 +25,9 @@ class ChunkStatus:
     first_row: int
     rows: int
     status: str  # queued, processing, completed, failed
-    rejected_rows: int | None = None  # known once the chunk is scanned
+    # Known once the chunk is scanned: the rows its cells reject; once the upload is merged, also
+    # those rejected by `unique` across chunks (`with_merged_rejects`).
+    rejected_rows: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
@@ -125,6 +127,25 @@ def chunk_statuses_from_warehouse(connection, upload_id: str) -> list[ChunkStatu
                     finished_at=(started + dt.timedelta(seconds=seconds or 0)).isoformat() if started else None)
         for chunk, first_row, count, started, seconds, rejected in rows
     ]  # fmt: skip
+
+
+def with_merged_rejects(connection, upload_id: str, chunks: list[ChunkStatus]) -> list[ChunkStatus]:
+    """The chunks with `rejected_rows` from `ingest.rejects` (once the merge wrote it): a scan
+    counts the rows its own cells reject, the merge adds those rejected by `unique` across chunks."""
+    if not chunks:
+        return chunks
+    counts = dict(
+        connection.execute(
+            """
+            SELECT c.chunk, count(r.row_number)
+            FROM (SELECT unnest(?::INTEGER[]) AS chunk, unnest(?::BIGINT[]) AS lo, unnest(?::BIGINT[]) AS hi) c
+            LEFT JOIN ingest.rejects r ON r.upload_id = ? AND r.row_number BETWEEN c.lo AND c.hi
+            GROUP BY c.chunk
+            """,
+            [[c.chunk for c in chunks], [c.first_row for c in chunks], [c.first_row + c.rows - 1 for c in chunks], upload_id],
+        ).fetchall()
+    )
+    return [replace(c, rejected_rows=counts.get(c.chunk, c.rejected_rows)) for c in chunks]
 
 
 def as_dicts(chunks: list[ChunkStatus]) -> list[dict]:
