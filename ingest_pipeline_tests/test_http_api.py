@@ -311,3 +311,24 @@ def test_a_multi_gigabyte_upload_streams_through_in_bounded_memory(tmp_path):
     (path,) = landed(home)
     assert (home / "landing" / path).stat().st_size == size
     assert peak - baseline < 200 * 2**20
+
+
+@pytest.mark.azurite
+def test_with_azure_storage_an_upload_is_one_committed_block_blob_with_its_metadata(azurite, tmp_path):
+    container = azurite.container_client()
+    home = tmp_path / "home"
+    key = create_key(home, "acme")
+    server = Server(home, tmp_path / "server.log", {
+        "INGEST_STORAGE": "azure", "AZURE_STORAGE_ACCOUNT_URL": azurite.account_url, "AZURE_STORAGE_KEY": azurite.account_key,
+        "INGEST_AZURE_CONTAINER": container.container_name, "INGEST_AZURE_PREFIX": "incoming"})  # fmt: skip
+    try:
+        body = roster(tmp_path / "small.csv", rows=20, seed=3).read_bytes()
+        status, created = server.json("POST", "/v1/uploads?form_type=employee_roster&filename=r.csv", key, body)
+        assert status == 202, created
+        assert server.json("POST", "/v1/uploads?form_type=employee_roster", key, body)[1]["duplicate"]
+    finally:
+        server.stop()
+    (blob,) = list(container.list_blobs(include=["metadata"]))
+    assert blob.name.startswith("incoming/acme/employee_roster/") and blob.name.endswith("-r.csv")
+    assert blob.metadata == {"company_id": "acme", "form_type": "employee_roster", "upload_id": created["upload_id"]}
+    assert container.download_blob(blob.name).readall() == body

@@ -52,16 +52,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _landing_storage(home):
-    """The landing storage the sensor watches (`INGEST_STORAGE`); the local one without loading Dagster."""
+    """The landing storage the sensor watches (`INGEST_STORAGE`, as `landing_storage_resource_from_env`
+    reads it), built without Dagster."""
+    from ingest_pipeline.core.errors import StorageError
+    from ingest_pipeline.core.storage import AzureBlobLandingStorage, LocalLandingStorage
+
     kind = os.environ.get("INGEST_STORAGE", "local").strip().lower() or "local"
     if kind == "local":
-        from ingest_pipeline.core.storage import LocalLandingStorage
-
         return LocalLandingStorage(home / "landing")
-    from ingest_pipeline.defs.resources import landing_storage_resource_from_env
+    if kind != "azure":
+        raise StorageError(f"INGEST_STORAGE is {kind!r}; use 'local' or 'azure'.")
+    account_url = os.environ.get("AZURE_STORAGE_ACCOUNT_URL")
+    if not account_url:
+        raise StorageError("Landing storage kind 'azure' needs an Azure storage account (AZURE_STORAGE_ACCOUNT_URL).")
+    from azure.storage.blob import ContainerClient
 
-    resource = landing_storage_resource_from_env()
-    return resource.process_config_and_initialize().get_storage(home)
+    if os.environ.get("AZURE_STORAGE_KEY"):
+        credential = os.environ["AZURE_STORAGE_KEY"]
+    elif os.environ.get("AZURE_STORAGE_SAS_TOKEN"):
+        credential = os.environ["AZURE_STORAGE_SAS_TOKEN"]
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    client = ContainerClient(account_url=account_url, container_name=os.environ.get("INGEST_AZURE_CONTAINER", "uploads"),
+                             credential=credential)  # fmt: skip
+    return AzureBlobLandingStorage(client, os.environ.get("INGEST_AZURE_PREFIX", ""))
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:
