@@ -69,7 +69,9 @@ def recording_chunk(workspace: UploadWorkspace, chunk: int) -> Iterator[_Recorde
     recorder = _Recorder(workspace, chunk, started_at)
     try:
         yield recorder
-    except BaseException as error:
+    except GeneratorExit:  # never resumed (not an error of the scan)
+        raise
+    except BaseException as error:  # interrupts too: a terminated run's chunk failed
         _write(workspace, chunk, status=FAILED, started_at=started_at, finished_at=now().isoformat(),
                error=str(error).splitlines()[0][:500] if str(error) else type(error).__name__)  # fmt: skip
         raise
