@@ -33,6 +33,10 @@ def add_commands(commands, with_home) -> None:
     with_home(revoke, filespecs=False)
 
 
+def run_command(args: argparse.Namespace) -> int:
+    return {"serve": cmd_serve, "api-key": cmd_api_key}[args.command](args)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 

@@ -8,15 +8,16 @@ is rebuilt from the warehouse: the scan's rows per chunk in `ingest.stage_metric
 rejected rows in `ingest.rejects`.
 """
 
-import contextlib
 import json
+import logging
 import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ingest_pipeline.core.prepare import UploadWorkspace
 from ingest_pipeline.core.uploads import COMPLETED, FAILED, PROCESSING, QUEUED, now
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,20 @@ def _status_folder(workspace: UploadWorkspace) -> Path:
 
 
 def _write(workspace: UploadWorkspace, chunk: int, **values) -> None:
+    """Best effort: a status file that cannot be written never fails the scan it describes."""
     folder = _status_folder(workspace)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"chunk-{chunk:05d}.json"
-    temp = folder / f".chunk-{chunk:05d}.{os.getpid()}.tmp"
-    temp.write_text(json.dumps(values))
-    os.replace(temp, path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".chunk-{chunk:05d}.{os.getpid()}.tmp"
+        temp.write_text(json.dumps(values))
+        os.replace(temp, folder / f"chunk-{chunk:05d}.json")
+    except OSError as error:
+        logger.warning("could not record chunk %d's status in %s: %s", chunk, folder, error)
 
 
-class _Recorder:
+class ChunkRecorder:
+    """A chunk's scan under way: `done` records it completed."""
+
     def __init__(self, workspace: UploadWorkspace, chunk: int, started_at: str, record: bool = True):
         self.workspace, self.chunk, self.started_at, self.record = workspace, chunk, started_at, record
 
@@ -57,24 +63,15 @@ class _Recorder:
                    finished_at=now().isoformat(), rejected_rows=int(rejected_rows))  # fmt: skip
 
 
-@contextlib.contextmanager
-def recording_chunk(workspace: UploadWorkspace, chunk: int) -> Iterator[_Recorder]:
-    """Around a chunk's scan: `processing` now, `failed` (with the error) if the block raises;
-    call `.done(rejected_rows)` when it is scanned."""
+def start_chunk(workspace: UploadWorkspace, chunk: int) -> ChunkRecorder:
+    """A scan step starts its chunk: `processing` until `.done(rejected_rows)`. A chunk whose step
+    fails or dies stays `processing` in its file; `chunk_statuses` shows it failed once the upload
+    has failed (a failing chunk fails its upload)."""
     started_at = now().isoformat()
     if workspace.removal_note.exists():  # removed by retention: the scan fails with the note's sentence
-        yield _Recorder(workspace, chunk, started_at, record=False)
-        return
+        return ChunkRecorder(workspace, chunk, started_at, record=False)
     _write(workspace, chunk, status=PROCESSING, started_at=started_at)
-    recorder = _Recorder(workspace, chunk, started_at)
-    try:
-        yield recorder
-    except GeneratorExit:  # never resumed (not an error of the scan)
-        raise
-    except BaseException as error:  # interrupts too: a terminated run's chunk failed
-        _write(workspace, chunk, status=FAILED, started_at=started_at, finished_at=now().isoformat(),
-               error=str(error).splitlines()[0][:500] if str(error) else type(error).__name__)  # fmt: skip
-        raise
+    return ChunkRecorder(workspace, chunk, started_at)
 
 
 def chunk_statuses(workspace: UploadWorkspace, upload_status: str) -> list[ChunkStatus] | None:

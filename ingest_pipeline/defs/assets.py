@@ -27,7 +27,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from ingest_pipeline.core.chunk_status import recording_chunk
+from ingest_pipeline.core.chunk_status import start_chunk
 from ingest_pipeline.core.completion import notify_upload_finished
 from ingest_pipeline.core.errors import IngestError, WorkFilesRemovedError
 from ingest_pipeline.core.filespec import load_form_type, load_other_form_types
@@ -225,11 +225,9 @@ def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettin
         return 0
     warehouse = ingest_settings.warehouse()
     workspace = ingest_settings.workspace(upload_id)
+    chunk_status = start_chunk(workspace, chunk_index)  # the chunk's status for the HTTP API
     tracked = tracks_lifecycle(context)
-    with (
-        upload_stage(warehouse, upload_id, "scan", chunk_index, track_lifecycle=tracked) as metrics,
-        recording_chunk(workspace, chunk_index) as chunk_status,  # the chunk's status for the HTTP API
-    ):
+    with upload_stage(warehouse, upload_id, "scan", chunk_index, track_lifecycle=tracked) as metrics:
         manifest = workspace.load_manifest()
         spec = workspace.load_filespec()
         chunk = manifest.chunks[chunk_index - 1]

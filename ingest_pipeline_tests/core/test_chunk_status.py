@@ -1,11 +1,9 @@
 """Each chunk's status as the scan steps record it, and as the warehouse tells it once merged."""
 
-import pytest
-
 from ingest_pipeline.core.chunk_status import (
     chunk_statuses,
     chunk_statuses_from_warehouse,
-    recording_chunk,
+    start_chunk,
     with_merged_rejects,
 )
 from ingest_pipeline.core.prepare import ChunkInfo, Manifest, UploadWorkspace
@@ -23,18 +21,22 @@ def workspace_with_chunks(tmp_path) -> UploadWorkspace:
 
 def test_chunks_are_queued_processing_completed_or_failed(tmp_path):
     workspace = workspace_with_chunks(tmp_path)
-    with recording_chunk(workspace, 1) as chunk:
-        assert [c.status for c in chunk_statuses(workspace, "processing")] == ["processing", "queued", "queued"]
-        chunk.done(rejected_rows=4)
-    with pytest.raises(RuntimeError), recording_chunk(workspace, 2):
-        raise RuntimeError("the disk is full\nmore detail")
-    died = recording_chunk(workspace, 3)  # a step killed mid-scan: never exits
-    died.__enter__()
+    chunk = start_chunk(workspace, 1)
+    assert [c.status for c in chunk_statuses(workspace, "processing")] == ["processing", "queued", "queued"]
+    chunk.done(rejected_rows=4)
+    start_chunk(workspace, 3)  # a step that is still scanning, or died
     found = chunk_statuses(workspace, "processing")
     assert [(c.chunk, c.first_row, c.rows, c.status, c.rejected_rows) for c in found] == [
-        (1, 1, 100, "completed", 4), (2, 101, 100, "failed", None), (3, 201, 50, "processing", None)]  # fmt: skip
-    assert found[1].error == "the disk is full"
-    assert chunk_statuses(workspace, "failed")[2].status == "failed"  # its run is over
+        (1, 1, 100, "completed", 4), (2, 101, 100, "queued", None), (3, 201, 50, "processing", None)]  # fmt: skip
+    assert found[0].started_at <= found[0].finished_at
+    assert [c.status for c in chunk_statuses(workspace, "failed")] == ["completed", "queued", "failed"]  # its run is over
+
+
+def test_a_work_folder_removed_by_retention_gets_no_status_files(tmp_path):
+    workspace = workspace_with_chunks(tmp_path)
+    workspace.removal_note.write_text("removed")
+    start_chunk(workspace, 1).done(0)
+    assert not (workspace.root / "chunk_status").exists()
 
 
 def test_without_a_manifest_there_are_no_chunks_to_show(tmp_path):
