@@ -23,6 +23,8 @@ setup(
         "azure-identity==1.27.0",
         "openpyxl==3.1.5",
         "psutil==7.2.2",
+        "fastapi==0.165.0",
+        "uvicorn==0.54.0",
     ],
     extras_require={"dev": ["pytest==9.2.0", "pytest-timeout==2.4.0", "ruff==0.17.6"]},
     entry_points={"console_scripts": ["ingest-pipeline=ingest_pipeline.cli:main"]},

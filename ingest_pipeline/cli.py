@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-spec", help="validate a filespec file")
     check.add_argument("file")
 
+    from ingest_pipeline.api.commands import add_commands as add_api_commands
+
+    add_api_commands(commands, with_home)  # serve, api-key: the HTTP API (ingest_pipeline/api/commands.py)
+
     generate = commands.add_parser("generate", help="write a test file that follows a filespec, with errors injected")
     generate.add_argument("--form-type", required=True)
     generate.add_argument("--rows", type=int, required=True)
@@ -134,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     gc.disable()
     try:
         args = build_parser().parse_args(argv)
+        if args.command in ("serve", "api-key"):
+            from ingest_pipeline.api.commands import run_command
+
+            return run_command(args)
         handler = {"run": cmd_run, "status": cmd_status, "check-spec": cmd_check_spec, "generate": cmd_generate,
                    "ui": cmd_ui, "backfill": cmd_backfill, "report": cmd_report, "sql": cmd_sql,
                    "webhooks": cmd_webhooks, "work-folders": cmd_work_folders}[args.command]  # fmt: skip

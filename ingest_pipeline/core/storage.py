@@ -154,6 +154,27 @@ class LandingStorage(Protocol):
         """Writes (or replaces) a blob; readers never see it half-written."""
         ...
 
+    def stage_blob(self, path: str) -> "StagedBlob":
+        """Starts writing a blob piece by piece; nothing is listed until `StagedBlob.commit`."""
+        ...
+
+
+class StagedBlob(Protocol):
+    """A blob being written in pieces (an HTTP upload streamed in): invisible to listings until
+    committed; `abort` (or never committing) leaves nothing the sensor would ingest."""
+
+    def write(self, data: bytes) -> None:
+        """Appends `data` (a piece of a few MiB: each may become one Azure block)."""
+        ...
+
+    def commit(self, metadata: dict[str, str] | None = None) -> None:
+        """Makes the blob appear, whole, at its path (replacing one there)."""
+        ...
+
+    def abort(self) -> None:
+        """Discards what was written; safe to call after a failed write or commit, or twice."""
+        ...
+
 
 def _local_etag(info: os.stat_result) -> str:
     return f"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}"
@@ -394,6 +415,68 @@ class LocalLandingStorage:
             os.close(folder)
 
 
+    def stage_blob(self, path: str) -> "LocalStagedBlob":
+        """A hidden `.<name>.<random>.part` file beside the target, renamed into place by `commit`."""
+        parts = _checked_parts(path)
+        target = self.source_uri(path)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            folder = self._open_folder(parts[:-1], create=True)
+        except OSError as error:
+            raise StorageError(f"Cannot write {target}: {error.strerror or error}.") from error
+        part = f".{parts[-1]}.{uuid.uuid4().hex}.part"
+        try:
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=folder)
+        except OSError as error:
+            os.close(folder)
+            raise StorageError(f"Cannot write {target}: {error.strerror or error}.") from error
+        return LocalStagedBlob(folder, fd, part, parts[-1], target)
+
+
+class LocalStagedBlob:
+    """A local file being written under a temporary name the landing listing skips."""
+
+    def __init__(self, folder_fd: int, fd: int, part: str, name: str, target: str):
+        self._folder, self._fd, self._part, self._name, self._target = folder_fd, fd, part, name, target
+        self._open = True
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as error:
+            raise StorageError(f"Cannot write {self._target}: {error.strerror or error}.") from error
+
+    def commit(self, metadata: dict[str, str] | None = None) -> None:
+        """fsyncs the file and renames it into place; `metadata` is not kept locally."""
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            os.replace(self._part, self._name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
+        except OSError as error:
+            self.abort()
+            raise StorageError(f"Cannot write {self._target}: {error.strerror or error}.") from error
+        self._close_folder()
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._open:
+            try:
+                os.unlink(self._part, dir_fd=self._folder)
+            except FileNotFoundError:
+                pass
+            self._close_folder()
+
+    def _close_folder(self) -> None:
+        if self._open:
+            os.close(self._folder)
+            self._open = False
+
+
 def _checked_regular_file(fd: int, where: str) -> BinaryIO:
     """A buffered reader over `fd` if it is a single-named regular file; otherwise closes it and raises."""
     try:
@@ -552,6 +635,43 @@ class AzureBlobLandingStorage:
             self.container_client.upload_blob(name, data, overwrite=True, metadata=metadata)
         except AzureError as error:
             raise StorageError(f"Cannot write {self._where()}{path}: {_azure_reason(error)}.") from error
+
+
+    def stage_blob(self, path: str) -> "AzureStagedBlob":
+        """Blocks staged on the blob, committed as its block list by `commit`: until then the blob
+        is not listed (the service drops uncommitted blocks after a week)."""
+        _checked_parts(path)
+        return AzureStagedBlob(self.container_client.get_blob_client(self.prefix + path), self._where() + path)
+
+
+class AzureStagedBlob:
+    """A block blob being staged block by block (each `write` one block)."""
+
+    def __init__(self, blob_client, where: str):
+        self._blob, self._where = blob_client, where
+        self._blocks: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        from azure.core.exceptions import AzureError
+
+        block_id = f"{len(self._blocks):08d}".encode().hex()  # ids of one blob must all be as long
+        try:
+            self._blob.stage_block(block_id, bytes(data), length=len(data))
+        except AzureError as error:
+            raise StorageError(f"Cannot write {self._where}: {_azure_reason(error)}.") from error
+        self._blocks.append(block_id)
+
+    def commit(self, metadata: dict[str, str] | None = None) -> None:
+        from azure.core.exceptions import AzureError
+        from azure.storage.blob import BlobBlock
+
+        try:
+            self._blob.commit_block_list([BlobBlock(block_id=b) for b in self._blocks], metadata=metadata)
+        except AzureError as error:
+            raise StorageError(f"Cannot write {self._where}: {_azure_reason(error)}.") from error
+
+    def abort(self) -> None:
+        self._blocks = []  # uncommitted blocks are never listed; the service removes them
 
 
 def parse_azure_uri(uri: str) -> tuple[str, str, str]:

@@ -32,6 +32,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from ingest_pipeline.core.chunk_status import start_chunk
 from ingest_pipeline.core.completion import notify_upload_finished
 from ingest_pipeline.core.errors import IngestError, WorkFilesRemovedError
 from ingest_pipeline.core.filespec import load_form_type, load_other_form_types
@@ -265,6 +266,7 @@ def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettin
         return 0
     warehouse = ingest_settings.warehouse()
     workspace = ingest_settings.workspace(upload_id)
+    chunk_status = start_chunk(workspace, chunk_index)  # the chunk's status for the HTTP API
     tracked = tracks_lifecycle(context)
     with upload_stage(warehouse, upload_id, "scan", chunk_index, track_lifecycle=tracked, context=context) as metrics:
         manifest = workspace.load_manifest()
@@ -272,6 +274,7 @@ def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettin
         chunk = manifest.chunks[chunk_index - 1]
         result = scan_chunk(spec, manifest, chunk, workspace, ChunkJudge(spec, load_reference_snapshot(spec, workspace)))
         metrics.rows = result.records
+        chunk_status.done(result.rejected)
     # No warehouse write here: chunk steps only write files, so another upload's long merge never
     # holds them up. Progress counts these metrics files (core.progress.scanned_chunks).
     write_metrics(metrics, workspace.metrics)

@@ -481,3 +481,23 @@ def test_azure_names_that_are_not_plain_paths_are_refused(azurite):
     for path in listed:
         with pytest.raises(StorageError, match="it is not read"):
             storage.open_blob(path)
+
+
+def test_a_staged_blob_is_not_listed_until_committed_and_an_aborted_one_never(backend):
+    _, storage, _ = backend
+    staged = storage.stage_blob("acme/payroll/streamed.csv")
+    staged.write(b"first piece,")
+    staged.write(b"second piece\n")
+    assert [b.path for b in storage.list_blobs()] == []
+    staged.commit({"company_id": "acme", "form_type": "payroll"})
+    (blob,) = storage.list_blobs()
+    assert (blob.path, blob.size) == ("acme/payroll/streamed.csv", 25)
+    with storage.open_blob(blob.path) as stream:
+        assert stream.read() == b"first piece,second piece\n"
+    gone = storage.stage_blob("acme/payroll/gone.csv")
+    gone.write(b"half a file")
+    gone.abort()
+    gone.abort()
+    assert [b.path for b in storage.list_blobs()] == ["acme/payroll/streamed.csv"]
+    with pytest.raises(StorageError):
+        storage.stage_blob("acme/../x.csv")
