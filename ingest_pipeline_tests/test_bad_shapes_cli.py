@@ -19,6 +19,7 @@ import pytest
 from openpyxl import load_workbook
 
 from ingest_pipeline.cli import main
+from ingest_pipeline.core.report import client_text
 from ingest_pipeline.core.uploads import compute_upload_id, hash_stream
 
 ROSTER_HEADER = (
@@ -111,8 +112,8 @@ def test_a_bad_shape_ends_in_one_sentence_and_its_report_is_written(
     assert code in (0, 1), (code, out, err)
     assert "Traceback" not in err and "Traceback" not in out
     with duckdb.connect(str(shared_home / "warehouse.duckdb"), read_only=True) as db:
-        status, error, total, accepted, rejected = db.execute(
-            "SELECT status, error, rows_total, rows_accepted, rows_rejected FROM ingest.uploads WHERE upload_id = ?",
+        status, error, total, accepted, rejected, source = db.execute(
+            "SELECT status, error, rows_total, rows_accepted, rows_rejected, source FROM ingest.uploads WHERE upload_id = ?",
             [upload_id],
         ).fetchone()
     if code == 1:
@@ -129,7 +130,7 @@ def test_a_bad_shape_ends_in_one_sentence_and_its_report_is_written(
     assert main(["report", upload_id, "--out", str(report), "--home", str(shared_home)]) == 0, capfd.readouterr().err
     workbook = load_workbook(report, read_only=True)
     summary = {row[0]: row[1] for row in workbook["Summary"].iter_rows(values_only=True) if len(row) > 1}
-    assert summary["Status"] == status and summary.get("Error") == error
+    assert summary["Status"] == status and summary.get("Error") == (client_text(error, source) if error else None)
     if phrase is None:
         rejected_rows = list(workbook["Rejected rows"].iter_rows(min_row=2, values_only=True))
         assert len(rejected_rows) == rejected

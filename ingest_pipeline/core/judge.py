@@ -9,6 +9,7 @@ each failure case becomes one `messages` row. Uniqueness is judged later, across
 """
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from ingest_pipeline.core.filespec import FieldSpec, FieldType, FileSpec, Severity
+from ingest_pipeline.core.regex_gen import example_value
 
 MESSAGE_SCHEMA = {
     "row_number": pl.Int64,
@@ -208,11 +210,11 @@ def rule_sentence(field: FieldSpec, rule: str) -> Callable[[pl.Expr], pl.Expr]:
     if rule == "required":
         return lambda value: pl.lit(f"{label} is required but is empty.")
     if rule == "type":
+        if field.type in (FieldType.DATE, FieldType.DATETIME):
+            return _date_type_sentence(field)
         expectation = {
             FieldType.INTEGER: "a whole number (digits with an optional sign)",
             FieldType.DECIMAL: "a number such as 1234.56 (no thousands separators, currency signs or exponent)",
-            FieldType.DATE: f"a date written as {human_date_format(field.date_format)} ({field.date_format})",
-            FieldType.DATETIME: f"a date and time written as {human_date_format(field.date_format)} ({field.date_format})",
             FieldType.BOOLEAN: "one of " + _listing([*field.boolean_texts[0], *field.boolean_texts[1]]),
         }[field.type]
         return lambda value: say(f"{label} must be {expectation}, but is '", value, "'.")
@@ -224,7 +226,7 @@ def rule_sentence(field: FieldSpec, rule: str) -> Callable[[pl.Expr], pl.Expr]:
             value.str.len_chars().cast(pl.String), ".",
         )  # fmt: skip
     if rule == "pattern":
-        expected = field.description or f"text matching the pattern {field.pattern}"
+        expected = pattern_expectation(field)
         return lambda value: say(f"{label} does not have the expected form ({expected}): '", value, "'.")
     if rule == "enum":
         return lambda value: say(f"{label} must be one of {_listing(field.enum)}, but is '", value, "'.")
@@ -236,6 +238,69 @@ def rule_sentence(field: FieldSpec, rule: str) -> Callable[[pl.Expr], pl.Expr]:
         where = f"the shared {table} list ({column})" if scope == "ref" else f"your company's {table} list ({column})"
         return lambda value: say(f"{label} '", value, f"' is not a known value: it is not in {where}.")
     raise ValueError(f"no sentence for rule {rule!r}")  # a bug: every cell rule has one
+
+
+def pattern_expectation(field: FieldSpec) -> str:
+    """What a `pattern` asks for, in words a client reads: the field's `description`, else an
+    example value made from the pattern ("text like E12345678"); never the regular expression."""
+    if field.description:
+        return field.description
+    example = pattern_example(field.pattern or "", field.min_length, field.max_length)
+    return f"text like {example}" if example is not None else "text of the form this field requires"
+
+
+@functools.cache
+def pattern_example(pattern: str, min_length: int | None, max_length: int | None) -> str | None:
+    return example_value(pattern, min_length, max_length)
+
+
+# The text each strftime directive writes (Python pads every number), as a regular expression that
+# Python `re` and Rust's regex read alike. A text of that shape which still fails to read is a
+# date written the right way that does not exist (29.02.2001, 31.04.2024, 25:00).
+_DIRECTIVE_SHAPES = {
+    "%Y": "[1-9][0-9]{3}", "%y": "[0-9]{2}", "%m": "[0-9]{2}", "%d": "[0-9]{2}", "%H": "[0-9]{2}",
+    "%I": "[0-9]{2}", "%M": "[0-9]{2}", "%S": "[0-9]{2}", "%j": "[0-9]{3}", "%f": "[0-9]{6}",
+    "%p": "(?:AM|PM)", "%z": "[+-][0-9]{4}", "%%": "%",
+    **{code: "(?:" + "|".join(dt.date(2024, 1, 1 + day).strftime(code) for day in range(7)) + ")" for code in ("%a", "%A")},
+    **{code: "(?:" + "|".join(dt.date(2024, month, 1).strftime(code) for month in range(1, 13)) + ")" for code in ("%b", "%B")},
+}  # fmt: skip
+
+
+@functools.cache
+def date_shape(fmt: str) -> str | None:
+    """A regular expression (unanchored) for the text that `fmt` writes, or None when `fmt` has
+    a directive of no fixed shape."""
+    parts = []
+    for piece in re.split(r"(%.)", fmt):
+        if piece.startswith("%") and len(piece) == 2:
+            if piece not in _DIRECTIVE_SHAPES:
+                return None
+            parts.append(_DIRECTIVE_SHAPES[piece])
+        elif piece:
+            parts.append(re.escape(piece))
+    return "".join(parts)
+
+
+def date_example(field: FieldSpec) -> str:
+    return dt.datetime(2024, 1, 31, 13, 45, 0, tzinfo=dt.UTC).strftime(field.date_format)
+
+
+def _date_type_sentence(field: FieldSpec) -> Callable[[pl.Expr], pl.Expr]:
+    """`type` for a date or datetime: written another way, or written right but not a real date."""
+    label = field_label(field)
+    what = "date" if field.type == FieldType.DATE else "date and time"
+    written = human_date_format(field.date_format)
+    wrong_form = f"{label} must be a {what} written as {written} (for example {date_example(field)}), but is '"
+    shape = date_shape(field.date_format)
+
+    def sentence(value: pl.Expr) -> pl.Expr:
+        otherwise = say(wrong_form, value, "'.")
+        if shape is None:
+            return otherwise
+        impossible = say(f"{label}: '", value, f"' is written as {written} but is not a {what} that exists.")
+        return pl.when(value.str.contains(rf"\A(?:{shape})\z")).then(impossible).otherwise(otherwise)
+
+    return sentence
 
 
 def quoted(value: pl.Expr) -> pl.Expr:

@@ -317,3 +317,43 @@ def _keep_larger(best: dict, candidates: dict) -> None:
     for length, (count, shape) in candidates.items():
         if length not in best or count > best[length][0]:
             best[length] = (count, shape)
+
+
+# --- one readable example ----------------------------------------------------------------------
+
+EXAMPLE_TARGET_LENGTH = 8  # an example this long reads naturally; the pattern may allow only others
+EXAMPLE_TRIES = 5
+
+
+def example_value(pattern: str, min_length: int | None = None, max_length: int | None = None) -> str | None:
+    """One value the whole of `pattern` matches, for telling a person what is expected ("like
+    AB-12345"), or None when no such value can be made (within the length bounds).
+
+    The same pattern always gives the same example. Wildcards and classes draw letters and digits,
+    plus the characters the pattern itself spells out (its `-`, `.` or `+`), so the example reads
+    as a plausible value rather than as punctuation; failing that, any printable ASCII.
+    """
+    import re
+
+    def readable(char: str) -> bool:
+        spelled_out = char in pattern and (char == " " or not char.isspace())
+        return char.isascii() and (char.isalnum() or spelled_out)
+
+    def printable(char: str) -> bool:
+        return char in PRINTABLE_ASCII
+
+    low, high = max(1, min_length or 0), min(max_length if max_length is not None else MAX_LENGTH, MAX_LENGTH)
+    for allowed in (readable, printable):
+        try:
+            generator = RegexGenerator(pattern, allowed)
+        except (UnsupportedPatternError, re.error):
+            return None
+        lengths = generator.lengths(low, high)
+        if not lengths:
+            continue
+        length = min(lengths, key=lambda n: (abs(n - EXAMPLE_TARGET_LENGTH), n))
+        for attempt in range(EXAMPLE_TRIES):
+            value = generator.sample(random.Random(f"{pattern}\n{attempt}"), length)
+            if value == value.strip() and re.fullmatch(pattern, value):
+                return value
+    return None

@@ -1,6 +1,7 @@
 """Each cell rule of filespec.md, judged through the generated pandera schema."""
 
 import datetime as dt
+import re
 
 import polars as pl
 import pytest
@@ -156,3 +157,41 @@ def test_years_python_cannot_write_back_are_not_dates(fmt, text):
     result = judge(f"{{name: a, type: {kind}, format: '{fmt}'}}", [text, "2020-01-05" + text[10:]])
     assert result.messages["rule"].to_list() == ["type"]
     assert result.messages["row_number"].to_list() == [1]
+
+
+def messages_of(field_yaml: str, values: list[str]) -> list[tuple[str, str]]:
+    result = judge(field_yaml, values).messages
+    return list(zip(result["rule"].to_list(), result["message"].to_list(), strict=True))
+
+
+def test_a_date_written_right_that_does_not_exist_is_called_so():
+    """29.02.2001 has the form DD.MM.YYYY; saying it "must be a date written as DD.MM.YYYY" misleads."""
+    got = messages_of("{name: born, type: date, format: '%d.%m.%Y'}", ["29.02.2001", "31.04.2024", "2001-02-28", "1.2.2001", "28.02.2001"])
+    assert got == [
+        ("type", "Field 'born': '29.02.2001' is written as DD.MM.YYYY but is not a date that exists."),
+        ("type", "Field 'born': '31.04.2024' is written as DD.MM.YYYY but is not a date that exists."),
+        ("type", "Field 'born' must be a date written as DD.MM.YYYY (for example 31.01.2024), but is '2001-02-28'."),
+        ("type", "Field 'born' must be a date written as DD.MM.YYYY (for example 31.01.2024), but is '1.2.2001'."),
+    ]
+
+
+def test_impossible_times_and_month_names():
+    got = messages_of("{name: at, type: datetime, format: '%d %b %Y %I:%M %p'}",
+                      ["31 Jan 2024 01:45 PM", "30 Feb 2024 01:45 PM", "01 Jan 2024 13:45 PM", "01 jan 2024 01:45 PM"])  # fmt: skip
+    assert [message for _, message in got] == [
+        "Field 'at': '30 Feb 2024 01:45 PM' is written as DD Mon YYYY hh:mm AM/PM but is not a date and time that exists.",
+        "Field 'at': '01 Jan 2024 13:45 PM' is written as DD Mon YYYY hh:mm AM/PM but is not a date and time that exists.",
+        # a real date whose month is written in lower case: the form is what is wrong
+        "Field 'at' must be a date and time written as DD Mon YYYY hh:mm AM/PM (for example 31 Jan 2024 01:45 PM), "
+        "but is '01 jan 2024 01:45 PM'.",
+    ]
+
+
+def test_pattern_messages_never_show_the_regular_expression():
+    described = messages_of("{name: code, pattern: '[A-Z]{2}-[0-9]{5}', description: 'two letters, a dash, five digits'}", ["ab-1"])
+    assert described == [("pattern", "Field 'code' does not have the expected form (two letters, a dash, five digits): 'ab-1'.")]
+    (rule, message), = messages_of("{name: code, pattern: '[A-Z]{2}-[0-9]{5}'}", ["ab-1"])
+    assert rule == "pattern" and "[A-Z]" not in message and "{5}" not in message
+    example = message.split("(text like ")[1].split(")")[0]
+    assert re.fullmatch("[A-Z]{2}-[0-9]{5}", example), message
+    assert messages_of("{name: code, pattern: '[A-Z]{2}-[0-9]{5}'}", ["ab-1"]) == [(rule, message)]  # the same example every time

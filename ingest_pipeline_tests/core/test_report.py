@@ -125,10 +125,12 @@ def test_report_sheets_and_summary(warehouse, tmp_path):
     assert book.sheetnames == ["Summary", "Problems", "Messages", "Rejected rows"]
     facts = labelled(book["Summary"])
     assert facts["Upload id"] == "u1" and facts["Company"] == "acme" and facts["Status"] == "completed"
-    assert (facts["Rows total"], facts["Rows accepted"], facts["Rows rejected"]) == (5, 1, 4)
+    assert (facts["Rows total"], facts["Rows accepted (loaded)"], facts["Rows rejected"]) == (5, 1, 4)
     assert facts["Accepted share"] == pytest.approx(0.2) and facts["Rejected share"] == pytest.approx(0.8)
     assert (facts["Error messages"], facts["Warning messages"]) == (5, 3)
-    assert facts["Finished at"] == dt.datetime(2024, 5, 6, 7, 0, 9)
+    assert facts["Finished at (UTC)"] == dt.datetime(2024, 5, 6, 7, 0, 9)
+    assert facts["File"] == "roster.csv"  # the client's file name, not where the server keeps it
+    assert table(book["Summary"])[1][0] == "1 of 5 rows were loaded; 4 rows were rejected and not loaded."
 
     rows = table(book["Summary"])
     start = rows.index(("field", "rows", "nulls", "distinct_values", "errors", "warnings", "min_value", "max_value"))
@@ -141,7 +143,7 @@ def test_problems_are_grouped_and_explained(warehouse, tmp_path):
 
     rows = table(book["Problems"])
     header = rows[0]
-    assert header[:8] == (
+    assert header == (
         "rule",
         "field",
         "severity",
@@ -150,6 +152,7 @@ def test_problems_are_grouped_and_explained(warehouse, tmp_path):
         "what is expected",
         "field description",
         "example message",
+        "examples",
     )
     groups = {(row[0], row[1]): dict(zip(header, row, strict=True)) for row in rows[1:]}
     assert {key: group["count"] for key, group in groups.items()} == {
@@ -163,15 +166,11 @@ def test_problems_are_grouped_and_explained(warehouse, tmp_path):
     assert [row[2] for row in rows[1:]] == ["error"] * 4 + ["warning"] * 2  # errors first
     pattern = groups[("pattern", "employee_id")]
     assert pattern["what it means"] == "The value does not have the expected form."
-    assert pattern["what is expected"] == "text matching the regular expression E[0-9]{3}"
+    assert pattern["what is expected"] == "E and 3 digits"  # the filespec's description, not its regex
     assert pattern["field description"] == "E and 3 digits"
-    assert (pattern["example 1"], pattern["example 2"], pattern["example 3"]) == (
-        "row 1 (line 2): X1",
-        "row 2 (line 3): E12",
-        None,
-    )
-    assert groups[("extra_column", "extra")]["example 1"] == "the file: extra"
-    assert groups[("field_count", None)]["example 1"] == "row 5 (line 7)"
+    assert pattern["examples"] == "row 1 (line 2): X1\nrow 2 (line 3): E12"
+    assert groups[("extra_column", "extra")]["examples"] == "the file: extra"
+    assert groups[("field_count", None)]["examples"] == "row 5 (line 7)"
     assert groups[("type", "amount")]["what is expected"].startswith("a number")
 
 
@@ -309,3 +308,184 @@ def test_rejected_records_with_bare_crs_nuls_and_huge_cells_are_split_and_shown(
     assert first["employee_id"].fill.fgColor.rgb.endswith("FFC7CE")
     assert second["name"].value.replace("\n", "\r") == "a\rb and more" and second["note"].value == "\ufffd"
     assert len(third["name"].value) == 32_767 and third["name"].value.endswith("…") and third["amount"].value == "3"
+
+
+# --- what a client reads first, and how the workbook reads and prints -------------------------
+
+GATED_SPEC = parse_filespec({**SPEC.model_dump(mode="json", exclude_none=True), "quality": {"max_error_rate": 0.05}}, "test")
+GATE_REASON = "80% of rows rejected, above the form type's limit of 5%."
+
+
+def all_text(book: openpyxl.Workbook) -> str:
+    """Every cell value and comment of the workbook, as one text."""
+    parts = []
+    for sheet in book:
+        for row in sheet.iter_rows():
+            for cell in row:
+                parts.append(str(cell.value) if cell.value is not None else "")
+                if cell.comment is not None:
+                    parts.append(cell.comment.text)
+    return "\n".join(parts)
+
+
+def test_a_gated_upload_says_first_that_nothing_was_loaded_and_why(tmp_path):
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    source = "/home/ops/.ingest/landing/acme/roster/roster-2024-05.csv"
+    fill_warehouse(warehouse, {**UPLOAD, "status": "failed", "error": GATE_REASON, "source": source},
+                   REJECTS, MESSAGES, COLUMN_SUMMARY)  # fmt: skip
+    book = write_and_open(warehouse, GATED_SPEC, tmp_path / "u1.xlsx")
+
+    first_lines = [row[0] for row in table(book["Summary"])[:4]]
+    assert first_lines == [
+        "Upload report: roster-2024-05.csv",
+        "Nothing was loaded: too many rows were rejected (the form type's quality gate).",
+        f"Why: {GATE_REASON}",
+        "What to do: correct the rows on 'Rejected rows' (what is wrong in each is there and on 'Problems') "
+        "and send the whole file again.",
+    ]
+    assert book["Summary"]["A2"].fill.start_color.rgb.endswith("FFC7CE")
+    facts = labelled(book["Summary"])
+    assert facts["Rows loaded"] == 0 and facts["Rows that passed the checks (not loaded)"] == 1
+    assert "Rows accepted (loaded)" not in facts
+    assert facts["File"] == "roster-2024-05.csv"
+    text = all_text(book)
+    assert "/home/ops" not in text and ".ingest" not in text
+
+
+def test_a_failed_upload_says_so_without_server_paths(tmp_path):
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    source = "azure://account/landing/acme/roster/roster.csv"
+    error = f"prepare: {source} changed since it was registered; see /srv/ingest/work/u1/manifest.json"
+    upload = {**UPLOAD, "status": "failed", "error": error, "source": source,
+              "rows_total": None, "rows_accepted": None, "rows_rejected": None}  # fmt: skip
+    fill_warehouse(warehouse, upload, [], [], [])
+    book = write_and_open(warehouse, SPEC, tmp_path / "u1.xlsx")
+
+    first_lines = [row[0] for row in table(book["Summary"])[:3]]
+    assert first_lines == [
+        "Upload report: roster.csv",
+        "Nothing was loaded: the upload failed.",
+        "Why: prepare: roster.csv changed since it was registered; see manifest.json",
+    ]
+    text = all_text(book)
+    assert "azure://" not in text and "/srv/" not in text and "account/landing" not in text
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("/home/ops/.ingest/landing/acme/roster/r.csv", "r.csv"),
+        ("azure://acct/container/prefix/acme/roster/r 1.csv", "r 1.csv"),
+        ("C:\\Users\\ops\\r.csv", "r.csv"),
+        ("r.csv", "r.csv"),
+    ],
+)
+def test_the_client_file_name_is_the_last_part_of_the_source(source, name):
+    from ingest_pipeline.core.report import client_file_name
+
+    assert client_file_name(source) == name
+
+
+def test_a_pattern_without_a_description_is_shown_by_an_example(tmp_path):
+    spec = parse_filespec(
+        {"form_type": "roster", "fields": [{"name": "code", "pattern": "[A-Z]{2}-[0-9]{5}"}, {"name": "n"}]}, "test"
+    )
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    upload = {**UPLOAD, "rows_total": 1, "rows_accepted": 0, "rows_rejected": 1}
+    message = "Field 'code' does not have the expected form (text like HK-60581): 'ab-1'."
+    fill_warehouse(warehouse, upload, [(1, 2, "ab-1,x")], [(1, 2, "code", "pattern", "error", "ab-1", message)], [])
+    book = write_and_open(warehouse, spec, tmp_path / "u1.xlsx")
+
+    header, row = table(book["Problems"])[:2]
+    expected = dict(zip(header, row, strict=True))["what is expected"]
+    assert expected.startswith("text like ")
+    import re
+
+    assert re.fullmatch("[A-Z]{2}-[0-9]{5}", expected.removeprefix("text like "))
+    assert "[A-Z]" not in all_text(book)
+
+
+def test_an_impossible_date_is_explained_as_one(tmp_path):
+    spec = parse_filespec({"form_type": "roster", "fields": [{"name": "born", "type": "date", "format": "%d.%m.%Y"}]}, "t")
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    upload = {**UPLOAD, "rows_total": 1, "rows_accepted": 0, "rows_rejected": 1}
+    message = "Field 'born': '29.02.2001' is written as DD.MM.YYYY but is not a date that exists."
+    fill_warehouse(warehouse, upload, [(1, 2, "29.02.2001")], [(1, 2, "born", "type", "error", "29.02.2001", message)], [])
+    book = write_and_open(warehouse, spec, tmp_path / "u1.xlsx")
+
+    header, row = table(book["Problems"])[:2]
+    group = dict(zip(header, row, strict=True))
+    assert group["what it means"] == (
+        "The value is not a date written as DD.MM.YYYY, or it is written that way but is not a date that exists "
+        "(such as 30 February or 31 April)."
+    )
+    assert group["what is expected"] == "a date that exists, written as DD.MM.YYYY, e.g. 31.01.2024"
+    assert "%d" not in all_text(book)
+
+
+def test_every_table_filters_freezes_its_header_and_prints_one_page_wide(warehouse, tmp_path):
+    book = write_and_open(warehouse, SPEC, tmp_path / "u1.xlsx")
+
+    filters = {sheet.title: sheet.auto_filter.ref for sheet in book}
+    assert filters == {"Summary": "A28:H32", "Problems": "A1:I7", "Messages": "A1:G9", "Rejected rows": "A1:G5"}
+    assert table(book["Summary"])[27][0] == "field"  # the column table's header, where the filter starts
+    assert {sheet.title: sheet.freeze_panes for sheet in book} == {
+        "Summary": None, "Problems": "A2", "Messages": "A2", "Rejected rows": "C2"
+    }
+    for sheet in book:
+        assert sheet.page_setup.orientation == "landscape", sheet.title
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage, sheet.title
+        assert (int(sheet.page_setup.fitToWidth), int(sheet.page_setup.fitToHeight)) == (1, 0), sheet.title
+        assert (sheet.page_margins.left, sheet.page_margins.right) == (0.4, 0.4), sheet.title
+        assert sheet.oddFooter.center.text == "&A, page &P of &N"
+        if sheet.title != "Summary":
+            assert sheet.print_title_rows == "$1:$1", sheet.title
+
+
+def test_columns_fit_their_content_and_wrapped_rows_are_tall_enough(warehouse, tmp_path):
+    book = write_and_open(warehouse, SPEC, tmp_path / "u1.xlsx")
+
+    rejected = book["Rejected rows"]
+    widths = {cell.value: rejected.column_dimensions[cell.column_letter].width for cell in rejected[1]}
+    assert widths["employee_id"] == len("employee_id") + 2  # the header is the longest text
+    assert widths["name"] == len('=HYPERLINK("http://x")') + 2
+    row = rejected_row(rejected, 3)  # three messages: three lines
+    problems_lines = [line for (_, _, text, *_) in table(rejected)[1:] for line in text.split("\n")]
+    assert widths["problems"] == max(len(line) for line in problems_lines) + 2
+    assert row["problems"].alignment.wrap_text
+    assert rejected.row_dimensions[row["problems"].row].height == 3 * 15
+    assert row["employee_id"].alignment.vertical == "top"
+    single = rejected_row(rejected, 2)
+    assert rejected.row_dimensions[single["problems"].row].height is None  # one line: the default
+
+    problems = book["Problems"]
+    means = [cell for cell in problems["E"] if cell.value and len(cell.value) > problems.column_dimensions["E"].width]
+    assert means and all(cell.alignment.wrap_text and problems.row_dimensions[cell.row].height >= 30 for cell in means)
+
+
+def test_the_extra_and_missing_cells_of_a_miscounted_row_are_marked(tmp_path):
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    upload = {**UPLOAD, "rows_total": 2, "rows_accepted": 0, "rows_rejected": 2}
+    rejects = [(1, 2, "E001,Ann,1,ok,stray,more"), (2, 3, "E002,Bob")]
+    messages = [
+        (1, 2, None, "field_count", "error", None, "The record has 6 fields but 4 are expected; check the delimiters."),
+        (2, 3, None, "field_count", "error", None, "The record has 2 fields but 4 are expected; check the delimiters."),
+    ]
+    fill_warehouse(warehouse, upload, rejects, messages, [])
+    sheet = write_and_open(warehouse, SPEC, tmp_path / "u1.xlsx")["Rejected rows"]
+
+    assert [cell.value for cell in sheet[1]][3:] == ["employee_id", "name", "amount", "note", "extra cell 5", "extra cell 6"]
+    long_row = rejected_row(sheet, 1)
+    for label in ("employee_id", "name", "amount", "note"):
+        assert long_row[label].fill.fill_type is None and long_row[label].comment is None, label
+    for label, value, position in (("extra cell 5", "stray", 5), ("extra cell 6", "more", 6)):
+        cell = long_row[label]
+        assert cell.value == value
+        assert cell.fill.start_color.rgb.endswith("F8CBAD") and cell.font.i
+        assert cell.comment.text.startswith(f"Extra cell: the header has 4 columns, this row has 6 cells, and this is cell {position}.")
+    short = rejected_row(sheet, 2)
+    assert (short["employee_id"].value, short["name"].value) == ("E002", "Bob")
+    for label in ("amount", "note"):
+        assert short[label].fill.start_color.rgb.endswith("F8CBAD"), label
+        assert short[label].comment.text.startswith("Missing cell: this row has 2 cells where the header has 4 columns.")
+    assert short["extra cell 5"].fill.fill_type is None  # beyond the header: nothing is missing there
