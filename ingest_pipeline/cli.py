@@ -310,10 +310,12 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
 
     run_config = command_line_run_config(in_process=in_process, chunk_rows=chunk_rows)
     from ingest_pipeline.core.processes import this_host
+    from ingest_pipeline.defs.operator_actions import STOPS_ON_TERMINATE_TAG, stop_when_terminated
     from ingest_pipeline.defs.run_health import HOST_TAG
 
     tags = {PARTITION_TAG: upload_id, "ingest/source": source, "ingest/company_id": company_id,
-            "ingest/form_type": form_type, "ingest/launched_by": launched_by, HOST_TAG: this_host()}  # fmt: skip
+            "ingest/form_type": form_type, "ingest/launched_by": launched_by, HOST_TAG: this_host(),
+            STOPS_ON_TERMINATE_TAG: str(os.getpid())}  # fmt: skip
     if report:
         from ingest_pipeline.defs.reports import INLINE_REPORT_TAG
 
@@ -322,14 +324,15 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
         modules_loaded()
         instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
         with _progress_bar(upload_id):  # its last frame shows how the upload ended
-            with _stderr_into(log_file):
+            with _stderr_into(log_file), stop_when_terminated(instance, upload_id):
                 if retry_of is None:
                     result = execute_job_as_the_ui_would_see_it(reconstructable(ingest_upload_job_def), instance,
                                                                 run_config, tags)  # fmt: skip
                 else:
                     from ingest_pipeline.defs.operator_actions import reexecute_from_failure
 
-                    retry_tags = {"ingest/launched_by": launched_by, HOST_TAG: this_host()}
+                    retry_tags = {"ingest/launched_by": launched_by, HOST_TAG: this_host(),
+                                  STOPS_ON_TERMINATE_TAG: str(os.getpid())}  # fmt: skip
                     result = reexecute_from_failure(reconstructable(ingest_upload_job_def), instance, retry_of, retry_tags)
             _end_stranded_upload(upload_id, result.run_id, log_file, instance)
         if report:
@@ -431,8 +434,7 @@ def _end_stranded_upload(upload_id: str, run_id: str, log_file: Path | None, ins
     from dagster import DagsterRunStatus
 
     from ingest_pipeline.core.completion import notify_upload_finished
-    from ingest_pipeline.core.uploads import FAILED, mark_failed
-    from ingest_pipeline.defs.operator_actions import cancelled_error
+    from ingest_pipeline.core.uploads import FAILED, cancelled_error, mark_failed
 
     warehouse = Warehouse(resolve_home() / "warehouse.duckdb")
     upload = get_upload(warehouse, upload_id)

@@ -79,6 +79,13 @@ def update_upload(warehouse: Warehouse, upload_id: str, **values) -> None:
         connection.execute(f"UPDATE ingest.uploads SET {assignments} WHERE upload_id = ?", [*values.values(), upload_id])
 
 
+def cancelled_error(upload_id: str, stage: str | None) -> str:
+    """The error of an upload whose run an operator cancelled (`ingest-pipeline cancel`, the UI's Terminate)."""
+    during = f" during {stage}" if stage else ""
+    return (f"Cancelled by the operator{during}; `ingest-pipeline retry {upload_id}` resumes it where it stopped, "
+            "`ingest-pipeline run` on the file starts it again.")  # fmt: skip
+
+
 def mark_failed(warehouse: Warehouse, upload_id: str, error: str) -> None:
     update_upload(warehouse, upload_id, status=FAILED, error=error, finished_at=now())
 

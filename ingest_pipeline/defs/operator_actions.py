@@ -15,8 +15,10 @@
 The command line (`cli.py`) parses and prints; the sentences a user reads are built here.
 """
 
+import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,31 +32,21 @@ from ingest_pipeline.core.uploads import (
     COMPLETED,
     FAILED,
     PROCESSING,
+    cancelled_error,
     get_upload,
     mark_failed_if_unfinished,
     update_upload,
 )
 from ingest_pipeline.core.warehouse import Warehouse
-from ingest_pipeline.defs.assets import INGEST_JOB_NAME
 from ingest_pipeline.defs.maintenance import UNFINISHED_RUN_STATUSES
 from ingest_pipeline.defs.partitions import PARTITION_TAG, uploads_partitions
-from ingest_pipeline.defs.run_health import HOST_TAG, _process_pids, free_slots_of_finished_runs
+from ingest_pipeline.defs.run_health import HOST_TAG, _process_pids, free_slots_of_finished_runs, latest_ingest_run
 
+# On the command line's runs: the pid of the process executing it, which stops the run when it is
+# set CANCELING (`stop_when_terminated`); the UI's Terminate cannot reach it otherwise (no code server).
+STOPS_ON_TERMINATE_TAG = "ingest/stops_on_terminate"
 RETRY_STATUSES = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)  # what "Re-execute from failure" accepts
 CANCEL_WAIT_SECONDS = 60.0  # a run that has not stopped by then is ended by force (its processes killed)
-
-
-def cancelled_error(upload_id: str, stage: str | None) -> str:
-    """The upload's error after an operator cancelled its run (also when the UI's Terminate did)."""
-    during = f" during {stage}" if stage else ""
-    return (f"Cancelled by the operator{during}; `ingest-pipeline retry {upload_id}` resumes it where it stopped, "
-            "`ingest-pipeline run` on the file starts it again.")  # fmt: skip
-
-
-def latest_ingest_run(instance: DagsterInstance, upload_id: str) -> DagsterRun | None:
-    """The upload's newest run of the ingest job (the one whose outcome is the upload's)."""
-    runs = instance.get_runs(RunsFilter(job_name=INGEST_JOB_NAME, tags={PARTITION_TAG: upload_id}), limit=1)
-    return runs[0] if runs else None
 
 
 def ui_job_origin(job_name: str):
@@ -89,7 +81,8 @@ def plan_retry(instance: DagsterInstance, upload: dict, work_folder_exists: bool
     upload runs again from its source, as `backfill` would run it.
     """
     upload_id = upload["upload_id"]
-    run = latest_ingest_run(instance, upload_id)
+    record = latest_ingest_run(instance, upload_id)
+    run = record.dagster_run if record is not None else None
     if run is None:
         return RetryPlan(refusal=f"upload {upload_id} has no Dagster run to retry ({upload['status']}); "
                                  "`ingest-pipeline run` ingests its file")  # fmt: skip
@@ -199,6 +192,33 @@ def _orchestrator(instance: DagsterInstance, run: DagsterRun) -> tuple[int | Non
     return _process_pids(instance, run.run_id)
 
 
+@contextlib.contextmanager
+def stop_when_terminated(instance: DagsterInstance, upload_id: str, interval: float = 1.0):
+    """While this process executes a run of the upload tagged with its pid (STOPS_ON_TERMINATE_TAG):
+    once the run is set CANCELING (the UI's Terminate, `ingest-pipeline cancel`), interrupt this
+    process as Ctrl-C would; Dagster then stops the steps and ends the run canceled."""
+    stop = threading.Event()
+    tags = {PARTITION_TAG: upload_id, STOPS_ON_TERMINATE_TAG: str(os.getpid())}
+
+    def watch() -> None:
+        while not stop.wait(interval):
+            try:
+                terminated = instance.get_runs(RunsFilter(tags=tags, statuses=[DagsterRunStatus.CANCELING]), limit=1)
+            except Exception:  # noqa: BLE001 - a busy storage: look again next time
+                continue
+            if terminated and not stop.is_set():
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+
+    watcher = threading.Thread(target=watch, name="ingest-terminate-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+
+
 def _terminate(instance: DagsterInstance, run: DagsterRun) -> str:
     """Ask one unfinished run to stop, as the UI's Terminate does; returns what was done, for people."""
     from dagster._core.storage.tags import GRPC_INFO_TAG
@@ -217,7 +237,9 @@ def _terminate(instance: DagsterInstance, run: DagsterRun) -> str:
         instance.report_run_canceling(current, message="Cancel requested by `ingest-pipeline cancel`.")
     pid, started, _ = _orchestrator(instance, current)
     if pid is not None and process_alive(pid, started):
-        os.kill(pid, signal.SIGINT)
+        if current.tags.get(STOPS_ON_TERMINATE_TAG) == str(pid):
+            return f"interrupted (process {pid} stops it on the request)"
+        os.kill(pid, signal.SIGINT)  # a run from before `stop_when_terminated`
         return f"interrupted (process {pid})"
     # Not started yet, or its process is gone: nothing can run on, it is marked canceled.
     instance.report_run_canceled(current, message="Canceled by `ingest-pipeline cancel`; no process was running it.")
