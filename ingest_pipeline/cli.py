@@ -478,14 +478,17 @@ def _stderr_into(log_file: Path | None):
     sys.stdout.flush()
     sys.stderr.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
-    with open(log_file, "ab") as log:
+    streams = sys.stdout, sys.stderr
+    # The streams too, not only the descriptors: where sys.stderr is not fd 2 (a caller that captures
+    # it, as the tests do), the run's log lines still go to the log.
+    with open(log_file, "ab") as log, open(log_file, "a", encoding="utf-8", errors="replace", buffering=1) as text:
         for fd in saved:
             os.dup2(log.fileno(), fd)
+        sys.stdout = sys.stderr = text
         try:
             yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            sys.stdout, sys.stderr = streams
             for fd, copy in saved.items():
                 os.dup2(copy, fd)
                 os.close(copy)

@@ -271,3 +271,22 @@ def test_the_uis_terminate_stops_a_command_line_run_and_retry_runs_it_whole_once
     log = (home / "logs" / f"run-{upload_id}.log").read_text()
     assert "chunk 1/1: rows 1-2400" in log  # the step logs are there (a whole run: the default chunks) ...
     assert "\x1b[" not in log  # ... without colour codes
+
+
+def test_cancel_drops_a_queued_run_from_the_queue(finished_home, capsys, command_environment):
+    home, _ = finished_home
+    command_environment.setenv("DAGSTER_HOME", str(home / "dagster"))
+    from ingest_pipeline.definitions import defs
+    from ingest_pipeline.defs.operator_actions import ui_job_origin
+
+    with DagsterInstance.get() as instance:  # as the sensor or the UI queues a run for the daemon
+        run = instance.create_run_for_job(job_def=defs.resolve_job_def("ingest_upload"), status=DagsterRunStatus.QUEUED,
+                                          tags={"dagster/partition": "a1"}, remote_job_origin=ui_job_origin("ingest_upload"))  # fmt: skip
+    code, out, err = in_process(capsys, home, "cancel", "a1")
+    assert code == 0, err
+    assert f"run {run.run_id}: removed from the queue; now canceled" in out
+    assert upload_of(home, "a1")["error"] == (
+        "Cancelled by the operator; `ingest-pipeline retry a1` resumes it where it stopped, "
+        "`ingest-pipeline run` on the file starts it again.")  # fmt: skip
+    code, _, err = in_process(capsys, home, "cancel", "nope")
+    assert code == 2 and "no upload 'nope'" in err

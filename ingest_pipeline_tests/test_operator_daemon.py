@@ -14,7 +14,8 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from ingest_pipeline.core import faults
-from ingest_pipeline.core.uploads import COMPLETED, FAILED
+from ingest_pipeline.core.uploads import COMPLETED, FAILED, compute_upload_id, hash_stream, register_upload
+from ingest_pipeline.core.warehouse import Warehouse
 from ingest_pipeline_tests.test_faults import CLI, cli
 from ingest_pipeline_tests.test_operator_cli import roster_file, status_rows
 
@@ -46,9 +47,11 @@ def graphql(base: str, query: str) -> dict:
 def test_a_backfill_launched_for_the_daemon_can_be_cancelled_and_retried(tmp_path):
     home = tmp_path / "home"
     file = roster_file(tmp_path, 2400)
-    first = cli(home, "run", str(file), "--company", "acme", "--form-type", "employee_roster", "--executor", "in_process")
-    assert first.returncode == 0, first.stderr
-    ((upload_id, _),) = [(u["upload_id"], u["status"]) for u in status_rows(home)]
+    with open(file, "rb") as stream:  # registered as the sensor registers a landed file
+        sha256, size = hash_stream(stream)
+    upload_id = compute_upload_id("acme", "employee_roster", sha256)
+    register_upload(Warehouse(home / "warehouse.duckdb"), upload_id=upload_id, company_id="acme", form_type="employee_roster",
+                    source=str(file), sha256=sha256, size=size, filespec_version=1, status=FAILED, error="earlier")  # fmt: skip
 
     port = free_port(HOST)
     base = f"http://{HOST}:{port}"

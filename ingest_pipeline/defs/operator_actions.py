@@ -235,6 +235,9 @@ def _terminate(instance: DagsterInstance, run: DagsterRun) -> str:
         return f"ended meanwhile ({current.status.value.lower()})"
     if current.status != DagsterRunStatus.CANCELING:
         instance.report_run_canceling(current, message="Cancel requested by `ingest-pipeline cancel`.")
+    host = current.tags.get(HOST_TAG, this_host())
+    if host != this_host():  # its process watches for the request there, or is ended by force in time
+        return f"asked to stop (its process runs on {host})"
     pid, started, _ = _orchestrator(instance, current)
     if pid is not None and process_alive(pid, started):
         if current.tags.get(STOPS_ON_TERMINATE_TAG) == str(pid):
