@@ -26,6 +26,7 @@ from ingest_pipeline.core.startup import modules_loaded
 from ingest_pipeline.core.storage import AZURE_URI_SCHEME
 from ingest_pipeline.core.uploads import (
     COMPLETED,
+    STATUSES,
     compute_upload_id,
     get_upload,
     hash_stream,
@@ -73,7 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="uploads with their status and counts")
     status.add_argument("upload_id", nargs="?")
     status.add_argument("--limit", type=int, default=50, help="most recent uploads to list (default 50)")
+    status.add_argument("--company", help="only this company's uploads")
+    status.add_argument("--form-type", help="only uploads of this form type")
+    status.add_argument("--status", choices=STATUSES, help="only uploads with this status")
+    status.add_argument("--since", help="only uploads received on or after this date (YYYY-MM-DD, UTC)")
+    status.add_argument("--json", action="store_true", help="print JSON (a list, or one object with UPLOAD_ID)")
     with_home(status, filespecs=False)
+
+    retry = commands.add_parser("retry", help="re-execute an upload's failed run from failure (only what failed and what follows)")
+    retry.add_argument("upload_id")
+    with_home(retry)
+
+    cancel = commands.add_parser("cancel", help="cancel an upload's queued or running run(s); the upload ends failed")
+    cancel.add_argument("upload_id")
+    with_home(cancel, filespecs=False)
+
+    partitions = commands.add_parser("partitions", help="upload partitions in Dagster that are no registered upload; --prune deletes them")
+    partitions.add_argument("--prune", action="store_true", help="delete them (never one with a queued or running run)")
+    with_home(partitions, filespecs=False)
 
     check = commands.add_parser("check-spec", help="validate a filespec file")
     check.add_argument("file")
@@ -95,8 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--form-type", required=True)
     backfill.add_argument("--since", help="only uploads received on or after this date (YYYY-MM-DD)")
     backfill.add_argument("--company", help="only this company's uploads")
-    backfill.add_argument("--dry-run", action="store_true",
-                          help="list the uploads and their partition keys (for a backfill from the UI) without running them")  # fmt: skip
+    how = backfill.add_mutually_exclusive_group()
+    how.add_argument("--dry-run", action="store_true",
+                     help="list the uploads and their partition keys (for a backfill from the UI) without running them")  # fmt: skip
+    how.add_argument("--launch", action="store_true",
+                     help="launch a Dagster backfill of them on the home's instance (the daemon runs it) and print its UI link")  # fmt: skip
     with_home(backfill)
 
     report = commands.add_parser("report", help="write an upload's client report (.xlsx)")
@@ -122,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui = commands.add_parser("ui", help="start the Dagster UI and daemon (sensor, queue) on the home's instance")
     ui.add_argument("--port", default="3000")
+    ui.add_argument("--host", default="127.0.0.1", help="address the UI listens on (default 127.0.0.1; 0.0.0.0: every interface)")
     with_home(ui)
     return parser
 
@@ -144,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_command(args)
         handler = {"run": cmd_run, "status": cmd_status, "check-spec": cmd_check_spec, "generate": cmd_generate,
                    "ui": cmd_ui, "backfill": cmd_backfill, "report": cmd_report, "sql": cmd_sql,
-                   "webhooks": cmd_webhooks, "work-folders": cmd_work_folders}[args.command]  # fmt: skip
+                   "webhooks": cmd_webhooks, "work-folders": cmd_work_folders, "retry": cmd_retry,
+                   "cancel": cmd_cancel, "partitions": cmd_partitions}[args.command]  # fmt: skip
         return handler(args)
     except UsageError as error:
         return _fail_usage(str(error))
@@ -273,9 +296,10 @@ def _check_company(company_id: str | None) -> None:
 
 def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: str, chunk_rows: int | None = None,
                    in_process: bool = False, log_file: Path | None = None, launched_by: str = "cli",
-                   report: bool = False, instance=None) -> str:  # fmt: skip
+                   report: bool = False, instance=None, retry_of=None) -> str:  # fmt: skip
     """Run the ingest job for one registered upload on the home's Dagster instance; returns the run id.
 
+    With `retry_of` (a failed or canceled run), that run is re-executed from failure instead.
     Shows a progress bar on the terminal while it runs; afterwards makes sure the upload has ended
     (completed or failed) and, with `report`, writes its client report in a run of its own.
     """
@@ -286,10 +310,12 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
 
     run_config = command_line_run_config(in_process=in_process, chunk_rows=chunk_rows)
     from ingest_pipeline.core.processes import this_host
+    from ingest_pipeline.defs.operator_actions import STOPS_ON_TERMINATE_TAG, stop_when_terminated
     from ingest_pipeline.defs.run_health import HOST_TAG
 
     tags = {PARTITION_TAG: upload_id, "ingest/source": source, "ingest/company_id": company_id,
-            "ingest/form_type": form_type, "ingest/launched_by": launched_by, HOST_TAG: this_host()}  # fmt: skip
+            "ingest/form_type": form_type, "ingest/launched_by": launched_by, HOST_TAG: this_host(),
+            STOPS_ON_TERMINATE_TAG: str(os.getpid())}  # fmt: skip
     if report:
         from ingest_pipeline.defs.reports import INLINE_REPORT_TAG
 
@@ -297,9 +323,18 @@ def run_ingest_job(upload_id: str, *, source: str, company_id: str, form_type: s
     with _opened(instance) as instance:
         modules_loaded()
         instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
-        with _progress_bar(upload_id), _stderr_into(log_file):
-            result = execute_job_as_the_ui_would_see_it(reconstructable(ingest_upload_job_def), instance, run_config, tags)
-        _end_stranded_upload(upload_id, result.run_id, log_file)
+        with _progress_bar(upload_id):  # its last frame shows how the upload ended
+            with _stderr_into(log_file), stop_when_terminated(instance, upload_id):
+                if retry_of is None:
+                    result = execute_job_as_the_ui_would_see_it(reconstructable(ingest_upload_job_def), instance,
+                                                                run_config, tags)  # fmt: skip
+                else:
+                    from ingest_pipeline.defs.operator_actions import reexecute_from_failure
+
+                    retry_tags = {"ingest/launched_by": launched_by, HOST_TAG: this_host(),
+                                  STOPS_ON_TERMINATE_TAG: str(os.getpid())}  # fmt: skip
+                    result = reexecute_from_failure(reconstructable(ingest_upload_job_def), instance, retry_of, retry_tags)
+            _end_stranded_upload(upload_id, result.run_id, log_file, instance)
         if report:
             _run_report_job(instance, upload_id, log_file)
         return result.run_id
@@ -310,19 +345,17 @@ def execute_job_as_the_ui_would_see_it(recon_job, instance, run_config: dict, ta
     `ingest-pipeline ui` and the daemon serve (this project's workspace.yaml): without an origin the
     UI cannot re-execute a run ("Re-execute from failure"), so command-line runs could not be resumed
     where they failed as UI and sensor runs can."""
-    from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
     from dagster._core.execution.api import execute_run
-    from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
-    from dagster._core.workspace.load import location_origins_from_yaml_paths
 
-    (location,) = location_origins_from_yaml_paths([str(PROJECT_ROOT / "workspace.yaml")])
+    from ingest_pipeline.defs.operator_actions import ui_job_origin
+
     job = recon_job.get_definition()
     run = instance.create_run_for_job(
         job_def=job,
         run_config=run_config,
         tags={**job.run_tags, **tags},
         job_code_origin=recon_job.get_python_origin(),
-        remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job.name),
+        remote_job_origin=ui_job_origin(job.name),
     )
     return execute_run(recon_job, run, instance)  # as execute_job does: failures end the run, not this process
 
@@ -360,7 +393,8 @@ def command_line_run_config(in_process: bool, chunk_rows: int | None = None) -> 
     from ingest_pipeline.defs.jobs import execution_config
 
     run_config: dict = {
-        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+        # The console is the run's log file (<home>/logs/run-<upload_id>.log): Dagster's step log lines.
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
         "execution": execution_config(in_process),
         "resources": {"ingest_settings": {"config": {"home": str(resolve_home()), "filespecs": str(resolve_filespecs())}}},
     }
@@ -395,16 +429,22 @@ def _progress_bar(upload_id: str):
         os.close(terminal)
 
 
-def _end_stranded_upload(upload_id: str, run_id: str, log_file: Path | None) -> None:
-    """An upload that a run left `processing` (a crash between stages, a killed step) ends failed."""
+def _end_stranded_upload(upload_id: str, run_id: str, log_file: Path | None, instance) -> None:
+    """An upload that a run left `processing` (a crash between stages, a killed step, a cancel) ends failed."""
+    from dagster import DagsterRunStatus
+
     from ingest_pipeline.core.completion import notify_upload_finished
-    from ingest_pipeline.core.uploads import FAILED, mark_failed
+    from ingest_pipeline.core.uploads import FAILED, cancelled_error, mark_failed
 
     warehouse = Warehouse(resolve_home() / "warehouse.duckdb")
     upload = get_upload(warehouse, upload_id)
     if upload is not None and upload["status"] not in (COMPLETED, FAILED):
-        where = f"; see {log_file}" if log_file else ""
-        mark_failed(warehouse, upload_id, f"The Dagster run {run_id} ended before the upload finished{where}.")
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.status == DagsterRunStatus.CANCELED:
+            error = cancelled_error(upload_id, upload["stage"])
+        else:
+            error = f"The Dagster run {run_id} ended before the upload finished{f'; see {log_file}' if log_file else ''}."
+        mark_failed(warehouse, upload_id, error)
         notify_upload_finished(warehouse, upload_id, run_id)
 
 
@@ -426,21 +466,32 @@ def _run_report_job(instance, upload_id: str, log_file: Path | None) -> None:
 
 @contextlib.contextmanager
 def _stderr_into(log_file: Path | None):
-    """Send this process's and its step processes' stderr (Dagster's engine chatter) to a log file."""
+    """Send this process's and its step processes' stdout and stderr (Dagster's log lines) to a log file.
+
+    Both, not only stderr: Dagster's console logger colours its lines whenever *stdout* is a
+    terminal (coloredlogs looks at stdout, writes to stderr), which filled the log with ANSI codes.
+    """
     if log_file is None:
         yield
         return
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
-    with open(log_file, "ab") as log:
-        os.dup2(log.fileno(), 2)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    streams = sys.stdout, sys.stderr
+    # The streams too, not only the descriptors: where sys.stderr is not fd 2 (a caller that captures
+    # it, as the tests do), the run's log lines still go to the log.
+    with open(log_file, "ab") as log, open(log_file, "a", encoding="utf-8", errors="replace", buffering=1) as text:
+        for fd in saved:
+            os.dup2(log.fileno(), fd)
+        sys.stdout = sys.stderr = text
         try:
             yield
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+            sys.stdout, sys.stderr = streams
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -470,9 +521,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if args.dry_run:
         for u in uploads:
             print(f"{u['upload_id']}  {u['company_id']}  {_show(u['received_at'])}  {u['status']}  {u['source']}")
-        print(f"{len(uploads)} upload(s) of {scope}; partition keys for a backfill of ingest_upload in the UI:")
-        print(",".join(u["upload_id"] for u in uploads))
+        print(f"{len(uploads)} upload(s) of {scope}. `--launch` launches their backfill on the instance; the keys, "
+              "as the UI writes a selection (in its dialog, the search box takes one key at a time):")  # fmt: skip
+        print(", ".join(u["upload_id"] for u in uploads))
         return EXIT_OK
+    if args.launch:
+        return _launch_backfill(home, filespecs, uploads, scope)
 
     configure_environment(home, filespecs)
     reconcile_dead_runs(home)
@@ -482,13 +536,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     for before in uploads:
         upload_id, source = before["upload_id"], before["source"]
-        if before["sha256"] is None:
-            # Recorded without being read (a symbolic link, a refused name): there is nothing to re-run.
-            print(f"upload {upload_id}: skipped, its source {source} was never read ({before['error']})")
-            continue
-        if not source.startswith(AZURE_URI_SCHEME) and not Path(source).is_file():
-            # Left as it was: a run would fail it in prepare and keep its published rows.
-            print(f"upload {upload_id}: skipped, its source {source} no longer exists")
+        if (skipped := _why_not_rerun(before)) is not None:
+            print(skipped)
             continue
         with upload_lock(home, upload_id):
             register_upload(warehouse, upload_id=upload_id, company_id=before["company_id"], form_type=spec.form_type,
@@ -508,38 +557,97 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return EXIT_OK if completed == len(uploads) else EXIT_FAILED
 
 
+def _why_not_rerun(upload: dict) -> str | None:
+    """Why a backfill leaves an upload as it is (one line), or None when it can run again."""
+    upload_id, source = upload["upload_id"], upload["source"]
+    if upload["sha256"] is None:
+        # Recorded without being read (a symbolic link, a refused name): there is nothing to re-run.
+        return f"upload {upload_id}: skipped, its source {source} was never read ({upload['error']})"
+    if not source.startswith(AZURE_URI_SCHEME) and not Path(source).is_file():
+        # Left as it was: a run would fail it in prepare and keep its published rows.
+        return f"upload {upload_id}: skipped, its source {source} no longer exists"
+    return None
+
+
+def _launch_backfill(home: Path, filespecs: Path, uploads: list[dict], scope: str) -> int:
+    """A Dagster backfill of the uploads on the home's instance: the daemon (`ingest-pipeline ui`) runs
+    it, and the UI's backfills page shows it; this command does not wait for it."""
+    from ingest_pipeline.core.completion import DEFAULT_UI_URL, UI_URL_ENV
+    from ingest_pipeline.defs.jobs import runs_in_process
+    from ingest_pipeline.defs.operator_actions import backfill_url, launch_backfill
+
+    runnable = []
+    for upload in uploads:
+        if (skipped := _why_not_rerun(upload)) is not None:
+            print(skipped)
+        else:
+            runnable.append(upload)
+    if not runnable:
+        print(f"nothing to backfill: none of the {len(uploads)} upload(s) of {scope} can run again")
+        return EXIT_FAILED
+    configure_environment(home, filespecs)
+    # Every run of the backfill gets the same config: one process per run when all are small enough.
+    run_config = command_line_run_config(in_process=all(runs_in_process(u["bytes"]) for u in runnable))
+    run_config.pop("loggers")  # as UI-launched runs: Dagster's console is the daemon's
+    with open_dagster_instance() as instance:
+        backfill_id = launch_backfill(instance, [u["upload_id"] for u in runnable], run_config,
+                                      title=f"ingest-pipeline backfill: {scope}")  # fmt: skip
+    url = backfill_url(os.environ.get(UI_URL_ENV, "").strip() or DEFAULT_UI_URL, backfill_id)
+    print(f"launched backfill {backfill_id} of {len(runnable)} upload(s) of {scope}; the Dagster daemon runs it "
+          f"(`ingest-pipeline ui` starts one)")  # fmt: skip
+    print(url)
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    from ingest_pipeline.core.progress import format_duration, format_rate, progress_of_uploads
+    import json
+
+    from ingest_pipeline.core.progress import format_duration, format_rate, progress_of_uploads, status_record
 
     home = resolve_home(args.home)
     warehouse = Warehouse(home / "warehouse.duckdb")
+    filters = _status_filters(args)
+    if args.upload_id and any(value is not None for value in filters.values()):
+        raise UsageError("the filters (--company, --form-type, --status, --since) list uploads; they do not go with UPLOAD_ID")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be 1 or more")
     # An upload whose run died shows failed, not processing; a dead run's orphaned step may even
     # hold the warehouse lock, so a busy warehouse is reason enough to look.
     if warehouse.path.exists() and (not warehouse.lock_free_within(0) or list_unfinished_uploads(warehouse)):
         reconcile_dead_runs(home)
     if args.upload_id:
-        upload = get_upload(warehouse, args.upload_id)
+        upload = get_upload(warehouse, args.upload_id) if warehouse.path.exists() else None
         if upload is None:
             raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
         progress = progress_of_uploads(warehouse, home, [upload])[upload["upload_id"]]
-        # Chunk steps write files, not the warehouse: the chunks done are counted as the list counts them.
-        for key, value in {**upload, "chunks_done": progress.chunks_done}.items():
-            print(f"{key:>16}: {_show(value)}")
+        record = status_record(upload, progress)
+        if args.json:
+            print(json.dumps(record, indent=2))
+            return EXIT_OK
+        for key in upload:
+            print(f"{key:>16}: {_show(record[key])}")
+        print(f"{'rows_done':>16}: {progress.rows_done}")
         print(f"{'rows_per_second':>16}: {format_rate(progress.rows_per_second)}")
         if not progress.finished:
             print(f"{'eta':>16}: {format_duration(progress.eta_seconds)}")
         return EXIT_OK
-    uploads = list_uploads(warehouse, args.limit)
-    if not uploads:
-        print(f"no uploads yet in {warehouse.path}")
+    uploads = list_uploads(warehouse, args.limit, **filters) if warehouse.path.exists() else []
+    progress = progress_of_uploads(warehouse, home, uploads) if uploads else {}
+    if args.json:
+        print(json.dumps([status_record(u, progress[u["upload_id"]]) for u in uploads], indent=2))
         return EXIT_OK
-    progress = progress_of_uploads(warehouse, home, uploads)
+    if not uploads:
+        which = " matching " + ", ".join(f"{key.replace('_id', '')} {value}" for key, value in filters.items()
+                                         if value is not None) if any(v is not None for v in filters.values()) else ""  # fmt: skip
+        print(f"no uploads{which} yet in {warehouse.path}" if not which else f"no uploads{which} in {warehouse.path}")
+        return EXIT_OK
+    # `rows done` beside rows/s: the rows the rate is of (the total is counted only at the merge).
     header = ("upload_id", "company", "form_type", "status", "stage", "chunks", "rows", "accepted", "rejected",
-              "rows/s", "eta", "error")  # fmt: skip
+              "rows done", "rows/s", "eta", "error")  # fmt: skip
     rows = [header] + [
         (u["upload_id"], u["company_id"], u["form_type"], u["status"], u["stage"] or "",
          f"{progress[u['upload_id']].chunks_done}/{u['chunks_total'] or '?'}", _show(u["rows_total"]), _show(u["rows_accepted"]),
-         _show(u["rows_rejected"]), format_rate(progress[u["upload_id"]].rows_per_second),
+         _show(u["rows_rejected"]), str(progress[u["upload_id"]].rows_done), format_rate(progress[u["upload_id"]].rows_per_second),
          "" if progress[u["upload_id"]].finished else format_duration(progress[u["upload_id"]].eta_seconds),
          (u["error"] or "")[:60])
         for u in uploads
@@ -547,6 +655,117 @@ def cmd_status(args: argparse.Namespace) -> int:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _status_filters(args: argparse.Namespace) -> dict:
+    """`status`'s filters, checked: a bad value is one sentence (exit 2), never part of a query's text."""
+    _check_company(args.company)
+    if args.form_type is not None and not FORM_TYPE_RE.fullmatch(args.form_type):
+        raise UsageError(f"--form-type {args.form_type!r} is not a form type name ([a-z][a-z0-9_]*)")
+    try:
+        since = dt.date.fromisoformat(args.since) if args.since is not None else None
+    except ValueError:
+        raise UsageError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
+    return {"company_id": args.company, "form_type": args.form_type, "status": args.status, "since": since}
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Re-execute the upload's latest failed (or cancelled) run from failure; prints the outcome like `run`."""
+    home, filespecs = resolve_home(args.home), resolve_filespecs(args.filespecs)
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    if not warehouse.path.exists() or get_upload(warehouse, args.upload_id) is None:
+        raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
+    configure_environment(home, filespecs)
+    from ingest_pipeline.core.prepare import UploadWorkspace
+    from ingest_pipeline.defs.jobs import runs_in_process
+    from ingest_pipeline.defs.operator_actions import plan_retry, resume_upload
+
+    upload_id = args.upload_id
+    log_file = home / "logs" / f"run-{upload_id}.log"
+    with upload_lock(home, upload_id), open_dagster_instance() as instance:
+        reconcile_dead_runs(home, instance)
+        upload = get_upload(warehouse, upload_id)
+        source = upload["source"]
+        plan = plan_retry(instance, upload, work_folder_exists=UploadWorkspace.of(home, upload_id).manifest.exists(),
+                          source_exists=source.startswith(AZURE_URI_SCHEME) or Path(source).is_file())  # fmt: skip
+        if plan.refusal:
+            raise UsageError(plan.refusal)
+        if plan.note:
+            print(plan.note)
+        common = dict(source=source, company_id=upload["company_id"], form_type=upload["form_type"],
+                      in_process=runs_in_process(upload["bytes"]), log_file=log_file, launched_by="retry", instance=instance)  # fmt: skip
+        if plan.whole_upload:
+            spec = load_form_type(upload["form_type"], filespecs)
+            register_upload(warehouse, upload_id=upload_id, company_id=upload["company_id"], form_type=spec.form_type,
+                            source=source, sha256=upload["sha256"], size=upload["bytes"], filespec_version=spec.version)  # fmt: skip
+            run_id = run_ingest_job(upload_id, **common)
+        else:
+            print(f"re-executing run {plan.parent.run_id} of upload {upload_id} from failure")
+            resume_upload(warehouse, upload_id)
+            run_id = run_ingest_job(upload_id, **common, retry_of=plan.parent)
+    return _print_outcome(warehouse, upload_id, f"run {run_id}")
+
+
+def _print_outcome(warehouse: Warehouse, upload_id: str, suffix: str = "") -> int:
+    """The upload's status and counts, as `run` prints them; exit 0 when it completed, else 1."""
+    upload = get_upload(warehouse, upload_id)
+    print(f"upload {upload_id}: {upload['status']}" + (f" ({suffix})" if suffix else ""))
+    if upload["rows_total"] is not None:
+        print(f"  rows: {upload['rows_total']} total, {upload['rows_accepted']} accepted, {upload['rows_rejected']} rejected")
+    if upload["status"] != COMPLETED:
+        print(f"ingest-pipeline: upload {upload_id} failed: {upload['error'] or 'see the Dagster run'}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel the upload's queued or running runs as the UI's Terminate does; the upload ends failed."""
+    home = resolve_home(args.home)
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    upload = get_upload(warehouse, args.upload_id) if warehouse.path.exists() else None
+    if upload is None:
+        raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
+    configure_environment(home, None)
+    from ingest_pipeline.defs.operator_actions import cancel_upload_runs, unfinished_runs_of
+
+    with open_dagster_instance() as instance:
+        if not unfinished_runs_of(instance, args.upload_id) and upload["status"] in (COMPLETED, "failed"):
+            raise UsageError(f"upload {args.upload_id} has no queued or running run to cancel (it is {upload['status']})")
+        outcome = cancel_upload_runs(instance, warehouse, args.upload_id)
+    for run_id, how in outcome.runs:
+        print(f"run {run_id}: {how}")
+    print(f"upload {args.upload_id}: {outcome.upload_status}" + (f": {outcome.error}" if outcome.error else ""))
+    if outcome.upload_status == COMPLETED:
+        print(f"ingest-pipeline: upload {args.upload_id} completed before the cancel took effect", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_partitions(args: argparse.Namespace) -> int:
+    """The uploads partitions' keys that are no registered upload; with --prune they are deleted."""
+    home = resolve_home(args.home)
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    if not (home / "dagster").is_dir():
+        print(f"no Dagster instance in {home / 'dagster'} yet: no partitions")
+        return EXIT_OK
+    configure_environment(home, None)
+    from ingest_pipeline.defs.operator_actions import prune_partitions, stray_partitions
+
+    with open_dagster_instance() as instance:
+        strays = stray_partitions(instance, warehouse)
+        pruned = set(prune_partitions(instance, warehouse, strays)) if args.prune else set()
+    if not strays:
+        print("every partition of `uploads` is a registered upload")
+        return EXIT_OK
+    for stray in strays:
+        verdict = ("pruned" if stray.key in pruned else f"kept: {stray.kept}" if stray.kept
+                   else "not a registered upload (`--prune` deletes it)")  # fmt: skip
+        print(f"{stray.key}  {stray.runs} run(s)  {verdict}")
+    if args.prune:
+        print(f"pruned {len(pruned)} of {len(strays)} partition(s) that are no registered upload")
+    else:
+        print(f"{len(strays)} partition(s) of `uploads` are no registered upload (made with the UI's \"Add partition\")")
     return EXIT_OK
 
 
@@ -715,11 +934,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DAGSTER_DEV_SUPERSEDED = "Function `dev_command` is superseded"  # its SupersessionWarning (a FutureWarning)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     configure_environment(home, resolve_filespecs(args.filespecs))
-    print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {home / 'dagster'}); Ctrl-C stops it")
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", args.port]
+    print(f"Dagster UI on http://{args.host}:{args.port} (instance {home / 'dagster'}); Ctrl-C stops it")
+    # `dagster dev` itself warns that it is superseded by `dg dev` (dagster-dg-cli, not part of this
+    # project): that one notice, Dagster's own, is not the user's business. Nothing else is filtered.
+    command = [sys.executable, "-W", f"ignore:{DAGSTER_DEV_SUPERSEDED}:FutureWarning", "-m", "dagster", "dev",
+               "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", args.port]  # fmt: skip
     os.chdir(home / "dagster")  # beside its dagster.yaml (from the project folder, dagster dev warns of two)
     os.execv(sys.executable, command)
     return EXIT_OK  # not reached

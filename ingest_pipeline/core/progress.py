@@ -11,6 +11,7 @@ chunks done tell how far it is; within another stage, the time it has been runni
 `ProgressBar` draws a one-line bar from a thread while a run goes.
 """
 
+import dataclasses
 import datetime as dt
 import os
 import threading
@@ -23,7 +24,7 @@ from pathlib import Path
 import duckdb
 
 from ingest_pipeline.core.prepare import UploadWorkspace
-from ingest_pipeline.core.uploads import COMPLETED, FAILED, get_upload, now
+from ingest_pipeline.core.uploads import COMPLETED, FAILED, QUEUED, get_upload, now
 from ingest_pipeline.core.warehouse import Warehouse
 
 STAGES = ("prepare", "scan", "columns", "merge", "publish")
@@ -116,7 +117,8 @@ class Progress:
     elapsed_seconds: float | None
     rows_per_second: float | None
     eta_seconds: float | None
-    fraction: float  # 0..1 of the whole upload's work
+    fraction: float  # 0..1 of the whole upload's work; a failed upload's stops where it failed
+    error: str | None = None  # a failed upload's sentence
 
     @property
     def finished(self) -> bool:
@@ -134,6 +136,7 @@ def estimate(
     elapsed_seconds: float | None,
     stage_elapsed_seconds: float | None,
     rates: StageRates | None,
+    error: str | None = None,
 ) -> Progress:
     """The progress of one upload from its row of `ingest.uploads` and the learned rates.
 
@@ -147,16 +150,28 @@ def estimate(
         elapsed_seconds: Time since the upload started processing (or that it took, finished).
         stage_elapsed_seconds: Time in the current stage so far, when known.
         rates: The learned rates, or None when there are no earlier uploads.
+        error: A failed upload's sentence.
+
+    A queued upload has not started, whatever stage an earlier run left it in; a failed one's
+    fraction is that of the start of the stage it failed in, so a failure never shows as a full bar.
     """
     done, total = chunks_done or 0, chunks_total or None
     rows = rows_total
     if rows is None and size_bytes and rates is not None and rates.bytes_per_row:
         rows = round(size_bytes / rates.bytes_per_row)
     finished = status in (COMPLETED, FAILED)
-    position = STAGES.index(stage) if stage in STAGES else (len(STAGES) if finished or stage == "done" else 0)
+    started = status != QUEUED and stage in STAGES
+    if status == COMPLETED:
+        position = len(STAGES)
+    elif status == QUEUED:
+        position = 0
+    elif stage == "done":
+        position = len(STAGES) - 1 if status == FAILED else len(STAGES)
+    else:
+        position = STAGES.index(stage) if stage in STAGES else 0
     scan_fraction = min(1.0, done / total) if total else 0.0
 
-    if finished:
+    if status == COMPLETED:
         rows_done = rows_total or 0
     elif position > STAGES.index("scan"):
         rows_done = rows or 0
@@ -166,7 +181,7 @@ def estimate(
         rows_done = 0
     per_second = rows_done / elapsed_seconds if elapsed_seconds and elapsed_seconds > 0 and rows_done else None
 
-    if finished:
+    if status == COMPLETED:
         return Progress(status, stage, done, total, rows_total, rows_done, elapsed_seconds, per_second, 0.0, 1.0)
 
     # Each stage's weight in the whole: its expected seconds when known, else all stages alike.
@@ -180,6 +195,8 @@ def estimate(
             remaining_weights.append(0.0)
         elif index > position:
             remaining_weights.append(weight)
+        elif not started or finished:  # waiting in the queue, or failed in this stage: none of it counts as done
+            remaining_weights.append(weight)
         elif STAGES[index] == "scan" and total:
             remaining_weights.append(weight * (1 - scan_fraction))
         elif stage_elapsed_seconds is not None and rates is not None and rows is not None:
@@ -188,6 +205,9 @@ def estimate(
             remaining_weights.append(weight)
     whole = sum(weights)
     fraction = 1 - sum(remaining_weights) / whole if whole > 0 else 0.0
+    if finished:  # failed
+        return Progress(status, stage, done, total, rows_total, rows_done, elapsed_seconds, per_second, 0.0, fraction,
+                        error)  # fmt: skip
     eta = sum(remaining_weights) if rates is not None and rows is not None else None
     return Progress(status, stage, done, total, rows, rows_done, elapsed_seconds, per_second, eta, fraction)
 
@@ -206,9 +226,14 @@ def format_rate(rows_per_second: float | None) -> str:
     return "-" if rows_per_second is None else f"{rows_per_second:,.0f}"
 
 
-def render_bar(progress: Progress, label: str, width: int = 80) -> str:
-    """One line: `label [#####.....] 42% scan 3/8 chunks  12,345 rows/s  ETA 0:12`, cut to `width`."""
-    stage = progress.status if progress.finished else (progress.stage or progress.status)
+def render_bar(progress: Progress, label: str, width: int = 80, whole: bool = False) -> str:
+    """One line: `label [#####.....] 42% scan 3/8 chunks  12,345 rows/s  ETA 0:12`, cut to `width`
+    unless `whole` (the last frame, which is not redrawn). A failed upload ends in the stage it
+    failed in and its sentence: `label [##........] 20% failed in scan  1/8 chunks: <error>`."""
+    if progress.status == FAILED:
+        stage = f"failed in {progress.stage}" if progress.stage in STAGES else "failed"
+    else:
+        stage = progress.status if progress.finished else (progress.stage or progress.status)
     parts = [stage]
     if progress.chunks_total:
         parts.append(f"{progress.chunks_done}/{progress.chunks_total} chunks")
@@ -221,7 +246,9 @@ def render_bar(progress: Progress, label: str, width: int = 80) -> str:
     bar_width = max(10, min(30, width - len(label) - 62))  # not from `text`: the bar keeps its size as it changes
     filled = round(bar_width * max(0.0, min(1.0, progress.fraction)))
     line = f"{label} [{'#' * filled}{'.' * (bar_width - filled)}] {percent} {text}"
-    return line[: max(1, width - 1)]
+    if progress.status == FAILED and progress.error:
+        line += f": {progress.error}"
+    return line if whole else line[: max(1, width - 1)]
 
 
 # --- reading the warehouse --------------------------------------------------------------------
@@ -319,6 +346,7 @@ class UploadProgressReader:
             status=upload["status"], stage=upload["stage"], chunks_done=chunks_done,
             chunks_total=upload["chunks_total"], rows_total=rows, size_bytes=upload["bytes"],
             elapsed_seconds=elapsed, stage_elapsed_seconds=stage_elapsed, rates=self.rates(upload["form_type"]),
+            error=upload["error"],
         )  # fmt: skip
 
     def _rows_from_manifest(self) -> int | None:
@@ -341,6 +369,18 @@ def progress_of_uploads(warehouse: Warehouse, home: Path, uploads: list[dict]) -
     return {
         u["upload_id"]: UploadProgressReader(warehouse, home, u["upload_id"], rates).progress_of(u) for u in uploads
     }
+
+
+def status_record(upload: dict, progress: Progress) -> dict:
+    """An upload's row with its progress, JSON-ready (times as ISO 8601 text, UTC), for `status --json`.
+
+    `chunks_done` is counted as the listing counts it (the chunk steps write files, not the row).
+    """
+    record = {key: value.isoformat() if isinstance(value, dt.datetime) else value for key, value in upload.items()}
+    record.update(chunks_done=progress.chunks_done, rows_done=progress.rows_done,
+                  rows_per_second=None if progress.rows_per_second is None else round(progress.rows_per_second, 1),
+                  eta_seconds=None if progress.finished or progress.eta_seconds is None else round(progress.eta_seconds, 1))  # fmt: skip
+    return record
 
 
 def estimate_remaining_seconds(
@@ -373,6 +413,7 @@ class ProgressBar:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-progress", daemon=True)
         self._last: str | None = None
+        self._fraction = 0.0  # the most shown so far: the bar never moves back
 
     def __enter__(self) -> "ProgressBar":
         self._thread.start()
@@ -381,7 +422,7 @@ class ProgressBar:
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self._draw()  # the final state
+        self._draw(final=True)
         if self._last is not None:
             self._write("\n")
 
@@ -389,18 +430,22 @@ class ProgressBar:
         while not self._stop.wait(self.interval):
             self._draw()
 
-    def _draw(self) -> None:
+    def _draw(self, final: bool = False) -> None:
         try:
             progress = self.read()
         except Exception:
             return
         if progress is None:
             return
+        # Estimates move back at times (the rows counted after prepare, a stage faster than learned);
+        # the bar does not: it holds until the work catches up. A completed upload fills it.
+        self._fraction = max(self._fraction, progress.fraction)
+        progress = dataclasses.replace(progress, fraction=self._fraction)
         try:
             width = os.get_terminal_size(self.fd).columns or 100  # 0: a terminal that has not said
         except OSError:
             width = 100
-        line = render_bar(progress, self.label, width)
+        line = render_bar(progress, self.label, width, whole=final)
         if line != self._last:
             self._write("\r" + line + "\x1b[K")
             self._last = line

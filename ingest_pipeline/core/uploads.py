@@ -79,6 +79,13 @@ def update_upload(warehouse: Warehouse, upload_id: str, **values) -> None:
         connection.execute(f"UPDATE ingest.uploads SET {assignments} WHERE upload_id = ?", [*values.values(), upload_id])
 
 
+def cancelled_error(upload_id: str, stage: str | None) -> str:
+    """The error of an upload whose run an operator cancelled (`ingest-pipeline cancel`, the UI's Terminate)."""
+    during = f" during {stage}" if stage else ""
+    return (f"Cancelled by the operator{during}; `ingest-pipeline retry {upload_id}` resumes it where it stopped, "
+            "`ingest-pipeline run` on the file starts it again.")  # fmt: skip
+
+
 def mark_failed(warehouse: Warehouse, upload_id: str, error: str) -> None:
     update_upload(warehouse, upload_id, status=FAILED, error=error, finished_at=now())
 
@@ -114,6 +121,23 @@ def get_upload(warehouse: Warehouse, upload_id: str) -> dict | None:
     return found[0] if found else None
 
 
-def list_uploads(warehouse: Warehouse, limit: int | None = None) -> list[dict]:
-    return _select_uploads(warehouse, "ORDER BY received_at DESC, upload_id" + (" LIMIT ?" if limit else ""),
-                           [int(limit)] if limit else [])  # fmt: skip
+STATUSES = (QUEUED, PROCESSING, COMPLETED, FAILED)
+
+
+def list_uploads(warehouse: Warehouse, limit: int | None = None, *, company_id: str | None = None,
+                 form_type: str | None = None, status: str | None = None, since: dt.date | None = None) -> list[dict]:
+    """The most recent uploads first, optionally only those of a company, a form type, a status, or
+    received on or after a date (UTC). The values are query parameters, never SQL text."""
+    conditions, parameters = [], []
+    for column, value in (("company_id", company_id), ("form_type", form_type), ("status", status)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            parameters.append(value)
+    if since is not None:
+        conditions.append("received_at >= ?")
+        parameters.append(dt.datetime.combine(since, dt.time()))
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    if limit:
+        parameters.append(int(limit))
+    return _select_uploads(warehouse, where + "ORDER BY received_at DESC, upload_id" + (" LIMIT ?" if limit else ""),
+                           parameters)  # fmt: skip

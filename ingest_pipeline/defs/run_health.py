@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from dagster import (
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunsFilter,
@@ -34,13 +35,14 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.dagster_run import FINISHED_STATUSES, NOT_FINISHED_STATUSES
+from dagster._core.definitions.assets.job.asset_job import is_reserved_asset_job_name
+from dagster._core.storage.dagster_run import FINISHED_STATUSES, NOT_FINISHED_STATUSES, RunRecord
 
 from ingest_pipeline.core.completion import notify_upload_finished
 from ingest_pipeline.core.processes import kill_process, process_alive, this_host
-from ingest_pipeline.core.uploads import QUEUED, list_unfinished_uploads, mark_failed_if_unfinished
+from ingest_pipeline.core.uploads import QUEUED, cancelled_error, list_unfinished_uploads, mark_failed_if_unfinished
 from ingest_pipeline.core.warehouse import Warehouse
-from ingest_pipeline.defs.assets import INGEST_JOB_NAME
+from ingest_pipeline.defs.assets import INGEST_JOB_NAME, ingest_assets
 from ingest_pipeline.defs.partitions import PARTITION_TAG
 from ingest_pipeline.defs.settings import IngestSettings
 
@@ -135,6 +137,25 @@ def free_slots_of_finished_runs(instance: DagsterInstance) -> None:
             storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
 
 
+INGEST_ASSET_KEYS = frozenset(key for asset in ingest_assets for key in asset.keys)
+
+
+def is_ingest_run(run: DagsterRun) -> bool:
+    """A run that moves its upload through the lifecycle: of the ingest job, or of the asset job the
+    UI's asset backfills and "Materialize" launch, with one of the ingest assets selected."""
+    if run.job_name == INGEST_JOB_NAME:
+        return True
+    return is_reserved_asset_job_name(run.job_name) and bool(run.asset_selection and run.asset_selection & INGEST_ASSET_KEYS)
+
+
+def latest_ingest_run(instance: DagsterInstance, upload_id: str) -> RunRecord | None:
+    """The upload's newest ingest run (see `is_ingest_run`), whose outcome is the upload's."""
+    for record in instance.get_run_records(RunsFilter(tags={PARTITION_TAG: upload_id}), limit=50):
+        if is_ingest_run(record.dagster_run):
+            return record
+    return None
+
+
 def fail_stranded_uploads(instance: DagsterInstance, warehouse: Warehouse) -> list[str]:
     """Uploads left unfinished by an ingest run that has finished (or by none at all) end failed.
 
@@ -145,16 +166,19 @@ def fail_stranded_uploads(instance: DagsterInstance, warehouse: Warehouse) -> li
     now = time.time()
     for upload in list_unfinished_uploads(warehouse):
         upload_id = upload["upload_id"]
-        runs = instance.get_run_records(RunsFilter(job_name=INGEST_JOB_NAME, tags={PARTITION_TAG: upload_id}), limit=1)
+        latest = latest_ingest_run(instance, upload_id)
+        runs = [latest] if latest is not None else []
         if runs and runs[0].dagster_run.status in NOT_FINISHED_STATUSES:
             continue  # its newest run is still going, or waiting in the queue
         if runs:
             run = runs[0]
             if upload["status"] == QUEUED and now - (run.end_time or 0.0) < QUEUED_GRACE_SECONDS:
                 continue
-            ended = "was canceled" if run.dagster_run.status == DagsterRunStatus.CANCELED else "stopped unexpectedly"
-            stage = upload["stage"] or "its start"
-            reason = f"The run {run.dagster_run.run_id} {ended} during {stage}, before the upload finished; {RESUME_HINT}."
+            if run.dagster_run.status == DagsterRunStatus.CANCELED:  # the UI's Terminate, or `ingest-pipeline cancel`
+                reason = cancelled_error(upload_id, upload["stage"])
+            else:
+                stage = upload["stage"] or "its start"
+                reason = f"The run {run.dagster_run.run_id} stopped unexpectedly during {stage}, before the upload finished; {RESUME_HINT}."
         else:
             received = upload["received_at"].replace(tzinfo=dt.UTC).timestamp()
             if upload["status"] == QUEUED and now - received < QUEUED_GRACE_SECONDS:

@@ -209,3 +209,63 @@ def test_chunks_scanned_are_counted_from_the_work_folder_without_touching_the_wa
         write_metrics(StageMetrics("u1", "scan", chunk, "2026-01-01T00:00:00"), workspace.metrics)
     write_metrics(StageMetrics("u1", "prepare", None, "2026-01-01T00:00:00"), workspace.metrics)
     assert scanned_chunks(workspace) == 2
+
+
+def test_a_queued_upload_has_not_started_whatever_stage_an_earlier_run_left():
+    # Registered again after a completed run: the row still says stage `done` until prepare starts.
+    again = progress(status="queued", stage="done", chunks_done=4, stage_elapsed_seconds=30)
+    assert again.fraction == 0 and not again.finished
+    waiting = progress(status="queued", stage=None, stage_elapsed_seconds=30)  # time in the queue is not progress
+    assert waiting.fraction == 0
+
+
+def test_a_failed_upload_ends_where_it_failed_with_its_sentence():
+    failed = progress(status="failed", stage="scan", chunks_done=3, error="7.7% of rows rejected, above the limit of 5%.")
+    assert failed.finished and failed.fraction == pytest.approx(1 / 10)  # prepare done, nothing after counted
+    line = render_bar(failed, "upload abc", width=60, whole=True)
+    assert "100%" not in line and "#" * 10 not in line
+    assert line.endswith(" 10% failed in scan  3/4 chunks: 7.7% of rows rejected, above the limit of 5%.")
+    assert len(render_bar(failed, "upload abc", width=60)) <= 59  # frames that are redrawn keep to the terminal
+
+
+def bar_frames(states: list) -> list[str]:
+    read_fd, write_fd = os.pipe()
+    remaining = iter(states)
+    current = [states[0]]
+
+    def read():
+        current[0] = next(remaining, current[0])
+        return current[0]
+
+    try:
+        with ProgressBar(write_fd, read, "upload abc", interval=0.01):
+            time.sleep(0.02 * len(states) + 0.1)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as pipe:
+            written = pipe.read().decode()
+    finally:
+        for fd in (read_fd, write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    return [frame.removesuffix("\x1b[K") for frame in written.rstrip("\n").split("\r")[1:]]
+
+
+def percent(frame: str) -> int:
+    return int(frame.split("]")[1].split("%")[0])
+
+
+def test_the_bar_never_moves_back_and_shows_a_failure_as_a_failure():
+    # As the issue saw it: time in the queue, then prepare starts; later the counted rows change the weights.
+    states = [progress(status="queued", stage=None, rows_total=None, size_bytes=100_000, stage_elapsed_seconds=5),
+              progress(stage="prepare", rows_total=None, size_bytes=100_000),
+              progress(stage="scan", chunks_done=2),
+              progress(stage="scan", chunks_done=2, rows_total=100),
+              progress(stage="columns", rows_total=100),
+              progress(status="failed", stage="merge", error="the warehouse could not be written.")]  # fmt: skip
+    frames = bar_frames(states)
+    shown = [percent(f) for f in frames]
+    assert shown == sorted(shown), frames
+    assert "failed in merge" in frames[-1] and frames[-1].endswith(": the warehouse could not be written.")
+    assert percent(frames[-1]) < 100 and "." in frames[-1].split("[")[1].split("]")[0]  # not a full bar
