@@ -159,13 +159,15 @@ def _other_live_run(context: AssetExecutionContext) -> str | None:
     """Another unfinished run already working on this upload (a second launch of the same upload)."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    from ingest_pipeline.defs.run_health import end_dead_runs
+    from ingest_pipeline.defs.run_health import end_dead_runs, is_ingest_run
 
     def others():
         running = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
         filters = RunsFilter(tags={PARTITION_TAG: context.partition_key}, statuses=running)
+        # The UI's asset backfills and "Materialize" run the assets as an asset job (is_ingest_run).
         return [r.dagster_run.run_id for r in context.instance.get_run_records(filters, limit=10)
-                if r.dagster_run.run_id != context.run_id and r.dagster_run.job_name in (INGEST_JOB_NAME, VALIDATE_JOB_NAME)]  # fmt: skip
+                if r.dagster_run.run_id != context.run_id
+                and (r.dagster_run.job_name == VALIDATE_JOB_NAME or is_ingest_run(r.dagster_run))]  # fmt: skip
 
     if not others():
         return None
