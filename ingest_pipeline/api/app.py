@@ -33,13 +33,14 @@ from ingest_pipeline.api import queries
 from ingest_pipeline.api.keys import ApiKeyStore
 from ingest_pipeline.api.landing import RECEIVED, LandedRecords, LandedUpload, UploadReceiver
 from ingest_pipeline.api.problems import Problem, not_found, problem_response
+from ingest_pipeline.api.report_links import AzureReportLinks
 from ingest_pipeline.core.chunk_status import (
     as_dicts,
     chunk_statuses,
     chunk_statuses_from_warehouse,
     with_merged_rejects,
 )
-from ingest_pipeline.core.errors import ConfigurationError
+from ingest_pipeline.core.errors import ConfigurationError, ReportPeriodError, StorageError
 from ingest_pipeline.core.filespec import FORM_TYPE_RE
 from ingest_pipeline.core.prepare import UploadWorkspace
 from ingest_pipeline.core.storage import LandingStorage, LocalLandingStorage
@@ -78,6 +79,8 @@ class ApiSettings:
     home: Path
     filespecs: Path
     storage: LandingStorage | None = None  # default: the home's local landing folder
+    # With Azure: reports are answered as download links that expire; None: as the workbook itself.
+    report_links: AzureReportLinks | None = None
     max_upload_bytes: int = field(default_factory=lambda: _env_number(MAX_UPLOAD_BYTES_ENV, DEFAULT_MAX_UPLOAD_BYTES, int))
     warehouse_wait_seconds: float = field(
         default_factory=lambda: _env_number(WAREHOUSE_WAIT_ENV, DEFAULT_WAREHOUSE_WAIT_SECONDS)
@@ -152,6 +155,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     Readable = Depends(readable)
 
+    def known_form_type(form_type: str) -> None:
+        """400 unless `form_type` names a filespec."""
+        if not FORM_TYPE_RE.fullmatch(form_type) or not (settings.filespecs / f"{form_type}.yaml").is_file():
+            known = ", ".join(sorted(p.stem for p in settings.filespecs.glob("*.yaml"))) or "none"
+            raise Problem(400, "unknown-form-type", "Unknown form type",
+                          f"There is no form type {form_type[:60]!r}; the known form types are {known}.")  # fmt: skip
+
     def own_upload(upload_id: str, company_id: str) -> tuple[dict | None, LandedUpload | None]:
         """(its warehouse row, or None; its landed record) for the company's upload; 404 otherwise."""
         if not _UPLOAD_ID_RE.fullmatch(upload_id):
@@ -176,10 +186,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         """The body is the file, streamed to the landing storage in bounded memory and committed only once
         it has all arrived. 202 with the new upload's id; 200 with the existing one when the same bytes came
         before for this company and form type."""
-        if not FORM_TYPE_RE.fullmatch(form_type) or not (settings.filespecs / f"{form_type}.yaml").is_file():
-            known = ", ".join(sorted(p.stem for p in settings.filespecs.glob("*.yaml"))) or "none"
-            raise Problem(400, "unknown-form-type", "Unknown form type",
-                          f"There is no form type {form_type[:60]!r}; the known form types are {known}.")  # fmt: skip
+        known_form_type(form_type)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit():
             if int(declared) > settings.max_upload_bytes:
@@ -386,6 +393,52 @@ def create_app(settings: ApiSettings) -> FastAPI:
             temp.unlink(missing_ok=True)
             raise
         return FileResponse(temp, media_type=_XLSX, filename=name, background=BackgroundTask(temp.unlink, missing_ok=True))
+
+    # --- reports --------------------------------------------------------------------------
+
+    @app.get("/v1/reports", tags=["reports"], dependencies=[Readable],
+             summary="One workbook over the company's uploads in a period: each upload, and the problems across them",
+             responses={200: {"content": {_XLSX: {}, "application/json": {"example": {
+                 "download_url": "https://…/reports/acme/…xlsx?se=…&sig=…", "expires_at": "2024-07-01T10:00:00+00:00",
+                 "filename": "report-acme-all-2024-06-01-2024-06-30.xlsx", "uploads": 12}}}}})  # fmt: skip
+    def collated_report(
+        company_id: Company,
+        since: Annotated[str | None, Query(description="The first day of the period, YYYY-MM-DD (UTC).")] = None,
+        until: Annotated[str | None, Query(description="The last day of the period, YYYY-MM-DD (UTC), included.")] = None,
+        form_type: Annotated[str | None, Query(description="Only uploads of this form type (default: all).")] = None,
+    ) -> Response:
+        """Local storage: the workbook. Azure storage: JSON with `download_url`, a link that expires at
+        `expires_at`."""
+        from ingest_pipeline.core.report_collation import CollatedUpload, collate, parse_period, write_collation
+
+        try:
+            period = parse_period(since, until)
+        except ReportPeriodError as error:
+            raise Problem(400, "bad-parameter", "Bad request", str(error)) from None
+        if form_type is not None:
+            known_form_type(form_type)
+        received = [CollatedUpload(r.upload_id, _naive(r.received_at), r.filename, r.form_type, RECEIVED)
+                    for r in records.all_of(company_id)]  # fmt: skip
+        collation = collate(warehouse, company_id, period, form_type, received=received)
+        name = f"report-{company_id}-{form_type or 'all'}-{period.since}-{period.until}.xlsx"
+        temp = settings.home / "api" / "reports" / f".collation-{secrets.token_hex(8)}.xlsx"
+        try:
+            write_collation(collation, temp)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        if settings.report_links is None:
+            return FileResponse(temp, media_type=_XLSX, filename=name, background=BackgroundTask(temp.unlink, missing_ok=True))
+        try:
+            link = settings.report_links.publish(temp, company_id, name)
+        except StorageError:
+            logger.exception("could not publish a report of %s", company_id)
+            raise Problem(503, "report-storage-unavailable", "Unavailable",
+                          "The report could not be stored for download; try again in a minute.", {"Retry-After": "60"}) from None  # fmt: skip
+        finally:
+            temp.unlink(missing_ok=True)
+        return JSONResponse({"download_url": link.url, "expires_at": link.expires_at.isoformat(timespec="seconds"),
+                             "filename": name, "uploads": len(collation.uploads) + collation.uploads_left_out})  # fmt: skip
 
     return app
 

@@ -46,7 +46,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.getLevelName(args.log_level.upper()), format="%(levelname)s:     %(message)s")
     home, filespecs = resolve_home(args.home), resolve_filespecs(args.filespecs)
     os.environ["INGEST_HOME"] = str(home)  # the storage and the warehouse readers resolve it from here
-    settings = ApiSettings(home=home, filespecs=filespecs, storage=_landing_storage(home))
+    storage = _landing_storage(home)
+    settings = ApiSettings(home=home, filespecs=filespecs, storage=storage, report_links=_report_links(storage))
     app = create_app(settings)
     modules_loaded()
     print(f"HTTP API on http://{args.host}:{args.port} (docs at /docs; home {home}); Ctrl-C stops it", flush=True)
@@ -71,17 +72,58 @@ def _landing_storage(home):
         raise StorageError("Landing storage kind 'azure' needs an Azure storage account (AZURE_STORAGE_ACCOUNT_URL).")
     from azure.storage.blob import ContainerClient
 
-    if os.environ.get("AZURE_STORAGE_KEY"):
-        credential = os.environ["AZURE_STORAGE_KEY"]
-    elif os.environ.get("AZURE_STORAGE_SAS_TOKEN"):
-        credential = os.environ["AZURE_STORAGE_SAS_TOKEN"]
-    else:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
     client = ContainerClient(account_url=account_url, container_name=os.environ.get("INGEST_AZURE_CONTAINER", "uploads"),
-                             credential=credential)  # fmt: skip
+                             credential=_azure_credential())  # fmt: skip
     return AzureBlobLandingStorage(client, os.environ.get("INGEST_AZURE_PREFIX", ""))
+
+
+def _azure_credential():
+    if os.environ.get("AZURE_STORAGE_KEY"):
+        return os.environ["AZURE_STORAGE_KEY"]
+    if os.environ.get("AZURE_STORAGE_SAS_TOKEN"):
+        return os.environ["AZURE_STORAGE_SAS_TOKEN"]
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def _report_links(storage):
+    """With Azure landing storage, reports are answered as download links that expire
+    (ingest_pipeline/api/report_links.py); None: the workbook itself is the answer.
+
+    A SAS token cannot sign other links, so with one (and no key) reports are answered directly too.
+    """
+    from ingest_pipeline.core.errors import ConfigurationError
+    from ingest_pipeline.core.storage import AzureBlobLandingStorage
+
+    if not isinstance(storage, AzureBlobLandingStorage):
+        return None
+    if not os.environ.get("AZURE_STORAGE_KEY") and os.environ.get("AZURE_STORAGE_SAS_TOKEN"):
+        logging.getLogger("ingest_pipeline.api").warning(
+            "reports are answered as workbooks, not links: a SAS token (AZURE_STORAGE_SAS_TOKEN) cannot sign links"
+        )
+        return None
+    from azure.storage.blob import BlobServiceClient
+
+    from ingest_pipeline.api.app import _env_number
+    from ingest_pipeline.api.report_links import (
+        DEFAULT_REPORT_CONTAINER,
+        DEFAULT_REPORT_LINK_SECONDS,
+        REPORT_CONTAINER_ENV,
+        REPORT_LINK_SECONDS_ENV,
+        REPORT_PREFIX_ENV,
+        AzureReportLinks,
+        check_apart_from_landing,
+    )
+
+    container = os.environ.get(REPORT_CONTAINER_ENV, "").strip() or DEFAULT_REPORT_CONTAINER
+    prefix = os.environ.get(REPORT_PREFIX_ENV, "")
+    problem = check_apart_from_landing(container, prefix, storage.container_client.container_name, storage.prefix)
+    if problem is not None:
+        raise ConfigurationError(problem)
+    lifetime = _env_number(REPORT_LINK_SECONDS_ENV, DEFAULT_REPORT_LINK_SECONDS, int)
+    service = BlobServiceClient(account_url=os.environ["AZURE_STORAGE_ACCOUNT_URL"], credential=_azure_credential())
+    return AzureReportLinks(service, container, prefix, lifetime, os.environ.get("AZURE_STORAGE_KEY") or None)
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:

@@ -43,3 +43,7 @@ class WarehouseError(IngestError):
 
 class ConfigurationError(IngestError):
     """An `INGEST_*` variable has a value the pipeline cannot use."""
+
+
+class ReportPeriodError(IngestError):
+    """A report's period is not two dates (YYYY-MM-DD), or it starts after it ends."""
