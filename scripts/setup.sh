@@ -26,3 +26,16 @@ if [ ! -f "$lock_stamp" ] || [ ! -x tools/azurite/node_modules/.bin/azurite-blob
   npm ci --prefix tools/azurite --no-audit --no-fund --loglevel=error
   touch "$lock_stamp"
 fi
+
+# Debian's chromium for the tests marked `browser` (Playwright drives it; Playwright's own browser
+# download is never used). Installed when missing where apt-get can: as root (as CI runs) or with
+# sudo that asks no password; elsewhere those tests skip.
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    as_root=$([ "$(id -u)" = 0 ] || echo "sudo -n")
+    $as_root apt-get update -q >/dev/null
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null
+  else
+    echo "setup.sh: chromium is not installed (needs apt-get, as root or with sudo); the tests marked 'browser' will skip." >&2
+  fi
+fi
