@@ -946,6 +946,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     command = [sys.executable, "-W", f"ignore:{DAGSTER_DEV_SUPERSEDED}:FutureWarning", "-m", "dagster", "dev",
                "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", args.port]  # fmt: skip
     os.chdir(home / "dagster")  # beside its dagster.yaml (from the project folder, dagster dev warns of two)
+    # `dagster dev` gives SIGTERM the handler SIGINT has; a shell ignores SIGINT in a job it starts in
+    # the background (`ingest-pipeline ui &`), so `kill` would do nothing: both stop it, wherever started.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.execv(sys.executable, command)
     return EXIT_OK  # not reached
 

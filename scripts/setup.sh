@@ -27,20 +27,23 @@ if [ ! -f "$lock_stamp" ] || [ ! -x tools/azurite/node_modules/.bin/azurite-blob
   touch "$lock_stamp"
 fi
 
-# Debian packages for the tests marked `office`: LibreOffice renders the client report to PDF as a
-# client would print it, and poppler reads the PDF back (pages, where each word landed). Installed
-# when missing where apt-get can (as root, as CI runs); elsewhere those tests skip. No recommends:
-# in particular no Calibri-compatible font, so the report is checked with a wider fallback font.
-debian_packages=(libreoffice-calc-nogui poppler-utils)
+# Debian packages for the tests marked `office` and `browser`: LibreOffice renders the client
+# report to PDF as a client would print it and poppler reads the PDF back (pages, where each word
+# landed); Playwright drives Debian's chromium through the Dagster UI (its own browser download is
+# never used). Installed when missing where apt-get can: as root (as CI runs) or with sudo that asks
+# no password; elsewhere those tests skip. No recommends: in particular no Calibri-compatible font,
+# so the report is checked with a wider fallback font.
+debian_packages=(libreoffice-calc-nogui poppler-utils chromium)
 missing=()
 for package in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    as_root=$([ "$(id -u)" = 0 ] || echo "sudo -n")
+    $as_root apt-get update -q >/dev/null
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "setup.sh: ${missing[*]} not installed (needs root and apt-get); the tests marked 'office' will skip." >&2
+    echo "setup.sh: ${missing[*]} not installed (needs apt-get, as root or with sudo); the tests marked 'office' and 'browser' will skip." >&2
   fi
 fi
