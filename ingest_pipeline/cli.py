@@ -619,10 +619,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         upload = get_upload(warehouse, args.upload_id) if warehouse.path.exists() else None
         if upload is None:
             raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
+        from ingest_pipeline.core.chunk_status import as_dicts, chunks_of_upload
+
         progress = progress_of_uploads(warehouse, home, [upload])[upload["upload_id"]]
         record = status_record(upload, progress)
+        chunks = chunks_of_upload(warehouse, home, upload)
         if args.json:
-            print(json.dumps(record, indent=2))
+            print(json.dumps({**record, "chunks": as_dicts(chunks)}, indent=2, default=str))
             return EXIT_OK
         for key in upload:
             print(f"{key:>16}: {_show(record[key])}")
@@ -630,6 +633,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{'rows_per_second':>16}: {format_rate(progress.rows_per_second)}")
         if not progress.finished:
             print(f"{'eta':>16}: {format_duration(progress.eta_seconds)}")
+        if chunks:  # seed 001's chunk status, as the HTTP API answers it
+            table = [("chunk", "first row", "rows", "status", "rejected")] + [
+                (str(c.chunk), str(c.first_row), str(c.rows), c.status, _show(c.rejected_rows)) for c in chunks]  # fmt: skip
+            widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+            print()
+            for row in table:
+                print("  ".join(cell.rjust(width) if i != 3 else cell.ljust(width)
+                                for i, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip())  # fmt: skip
         return EXIT_OK
     uploads = list_uploads(warehouse, args.limit, **filters) if warehouse.path.exists() else []
     progress = progress_of_uploads(warehouse, home, uploads) if uploads else {}

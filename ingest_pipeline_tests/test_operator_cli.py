@@ -63,7 +63,7 @@ def finished_home(tmp_path_factory) -> tuple[Path, str]:
     """A home with one completed roster upload (run by the command line) and three registered beside it."""
     tmp = tmp_path_factory.mktemp("operator")
     home = tmp / "home"
-    done = run(home, roster_file(tmp, 300), "--executor", "in_process")
+    done = run(home, roster_file(tmp, 300), "--executor", "in_process", "--chunk-rows", "120")
     assert done.returncode == 0, done.stderr
     upload_id = done.stdout.split()[1].rstrip(":")
     warehouse = Warehouse(home / "warehouse.duckdb")
@@ -74,6 +74,21 @@ def finished_home(tmp_path_factory) -> tuple[Path, str]:
                         sha256="0" * 64, size=10, filespec_version=1, status=status, error="x" if status == FAILED else None)  # fmt: skip
     update_upload(warehouse, "a3", received_at=dt.datetime(2020, 1, 1))
     return home, upload_id
+
+
+def test_status_of_one_upload_lists_its_chunks(finished_home, capsys, command_environment):
+    home, upload_id = finished_home
+    shown = status_json(capsys, home, upload_id)
+    chunks = shown["chunks"]
+    assert [(c["chunk"], c["first_row"], c["rows"], c["status"]) for c in chunks] == [
+        (1, 1, 120, COMPLETED), (2, 121, 120, COMPLETED), (3, 241, 60, COMPLETED)]  # fmt: skip
+    # A chunk's rejected rows include those the merge rejects (unique across chunks).
+    assert sum(c["rejected_rows"] for c in chunks) == shown["rows_rejected"]
+    table = in_process(capsys, home, "status", upload_id)[1].splitlines()
+    at = table.index(next(line for line in table if line.startswith("chunk")))
+    assert table[at].split() == ["chunk", "first", "row", "rows", "status", "rejected"]
+    assert [line.split()[:4] for line in table[at + 1 :]] == [["1", "1", "120", "completed"], ["2", "121", "120", "completed"],
+                                                              ["3", "241", "60", "completed"]]  # fmt: skip
 
 
 def test_status_as_json_with_filters_and_without_dagster(finished_home, capsys, command_environment):

@@ -34,15 +34,9 @@ from ingest_pipeline.api.keys import ApiKeyStore
 from ingest_pipeline.api.landing import RECEIVED, LandedRecords, LandedUpload, UploadReceiver
 from ingest_pipeline.api.problems import Problem, not_found, problem_response
 from ingest_pipeline.api.report_links import AzureReportLinks
-from ingest_pipeline.core.chunk_status import (
-    as_dicts,
-    chunk_statuses,
-    chunk_statuses_from_warehouse,
-    with_merged_rejects,
-)
+from ingest_pipeline.core.chunk_status import as_dicts, chunks_of_upload
 from ingest_pipeline.core.errors import ConfigurationError, ReportPeriodError, StorageError
 from ingest_pipeline.core.filespec import FORM_TYPE_RE
-from ingest_pipeline.core.prepare import UploadWorkspace
 from ingest_pipeline.core.storage import LandingStorage, LocalLandingStorage
 from ingest_pipeline.core.uploads import COMPLETED, FAILED, QUEUED, UPLOAD_ID_LENGTH
 from ingest_pipeline.core.warehouse import Warehouse
@@ -233,14 +227,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         from ingest_pipeline.core.progress import progress_of_uploads
 
         progress = progress_of_uploads(warehouse, settings.home, [row])[upload_id]
-        chunks = chunk_statuses(UploadWorkspace.of(settings.home, upload_id), row["status"])
-        merged = row["rows_rejected"] is not None  # the merge wrote ingest.rejects
-        if merged or (chunks is None and row["status"] in (COMPLETED, FAILED)):
-            with warehouse.connect(write=False) as connection:
-                if chunks is None:
-                    chunks = chunk_statuses_from_warehouse(connection, upload_id)
-                elif merged:
-                    chunks = with_merged_rejects(connection, upload_id, chunks)
+        chunks = chunks_of_upload(warehouse, settings.home, row)
         view = _upload_view(row, landed)
         view["progress"] = {
             "chunks_done": progress.chunks_done, "chunks_total": progress.chunks_total, "rows_done": progress.rows_done,
@@ -248,7 +235,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             "fraction": round(progress.fraction, 4),
         }  # fmt: skip
         view["chunks"] = [{**c, "started_at": _iso_text(c["started_at"]), "finished_at": _iso_text(c["finished_at"])}
-                          for c in as_dicts(chunks or [])]  # fmt: skip
+                          for c in as_dicts(chunks)]  # fmt: skip
         return view
 
     @app.get("/v1/uploads", tags=["uploads"], summary="The company's uploads, newest first", dependencies=[Readable])

@@ -92,7 +92,8 @@ def chunk_statuses(workspace: UploadWorkspace, upload_status: str) -> list[Chunk
         try:
             values = json.loads((folder / f"chunk-{info.index:05d}.json").read_text())
         except (FileNotFoundError, ValueError):
-            values = {"status": QUEUED}
+            # No file: not started yet, or scanned before chunks recorded their status.
+            values = {"status": COMPLETED if upload_status == COMPLETED else QUEUED}
         status = values.get("status", QUEUED)
         if status == PROCESSING and upload_status == FAILED:
             status = FAILED
@@ -145,6 +146,22 @@ def with_merged_rejects(connection, upload_id: str, chunks: list[ChunkStatus]) -
         ).fetchall()
     )
     return [replace(c, rejected_rows=counts.get(c.chunk, c.rejected_rows)) for c in chunks]
+
+
+def chunks_of_upload(warehouse, home: Path, upload: dict) -> list[ChunkStatus]:
+    """An upload's chunks as the HTTP API and `status UPLOAD_ID` show them: from the work folder
+    while there is one (with `rejected_rows` from `ingest.rejects` once merged), else, for an ended
+    upload, from the warehouse."""
+    upload_id = upload["upload_id"]
+    chunks = chunk_statuses(UploadWorkspace.of(home, upload_id), upload["status"])
+    merged = upload["rows_rejected"] is not None  # the merge wrote ingest.rejects
+    if merged or (chunks is None and upload["status"] in (COMPLETED, FAILED)):
+        with warehouse.connect(write=False) as connection:
+            if chunks is None:
+                chunks = chunk_statuses_from_warehouse(connection, upload_id)
+            elif merged:
+                chunks = with_merged_rejects(connection, upload_id, chunks)
+    return chunks or []
 
 
 def as_dicts(chunks: list[ChunkStatus]) -> list[dict]:
