@@ -13,12 +13,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +26,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from ingest_pipeline_tests.defs.test_checks import write_roster
+from ingest_pipeline_tests.test_operator_daemon import answers, free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "ingest_pipeline.cli"]
@@ -50,20 +48,6 @@ def run_upload(home: Path, file: Path) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, "run", str(file), "--company", "acme", "--form-type", "employee_roster",
                            "--home", str(home), "--executor", "in_process"],
                           capture_output=True, text=True, env=environment(home), timeout=300, check=False)  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
 
 
 def started_in_the_background() -> None:
@@ -99,7 +83,7 @@ def group_members(group: int) -> list[psutil.Process]:
 def ui_serving(home: Path, log: Path) -> Iterator[ServedUI]:
     """`ingest-pipeline ui --port P` on the home, until it answers; afterwards its whole process
     group (webserver, daemon, code servers, runs) is stopped with SIGTERM, SIGKILL only if that fails."""
-    port = free_port()
+    port = free_port("127.0.0.1")
     served = ServedUI(base=f"http://127.0.0.1:{port}", log=log)
     with open(log, "wb") as out:
         ui = subprocess.Popen([*CLI, "ui", "--home", str(home), "--port", str(port)], env=environment(home),

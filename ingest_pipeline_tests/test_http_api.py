@@ -20,6 +20,7 @@ import pytest
 
 from ingest_pipeline.core.storage import LocalLandingStorage
 from ingest_pipeline.core.uploads import compute_upload_id
+from ingest_pipeline_tests.test_daemon_faults import wait_for
 
 PROJECT = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).with_name("dagster-daemon")
@@ -199,17 +200,6 @@ def test_the_same_bytes_twice_are_one_upload_and_one_file_and_another_company_ca
         assert api.request("GET", f"{first['status_url']}/{sub}", api.keys["globex"])[0] == 404
     assert api.json("GET", "/v1/uploads", api.keys["globex"])[1]["uploads"] == []
     assert first["upload_id"] in [u["upload_id"] for u in api.json("GET", "/v1/uploads", api.keys["acme"])[1]["uploads"]]
-
-
-def wait_for(condition, seconds: float, what: str, daemon: subprocess.Popen, log: Path):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        assert daemon.poll() is None, f"the daemon exited:\n{log.read_text()[-3000:]}"
-        time.sleep(0.5)
-    pytest.fail(f"{what} within {seconds:.0f}s; daemon log:\n{log.read_text()[-3000:]}")
 
 
 @pytest.mark.daemon

@@ -35,11 +35,19 @@ from ingest_pipeline.core.report import (
     TITLE_FONT,
     UNKNOWN_RULE_EXPLANATION,
     _cell,
-    _start_table,
     _styled,
     _text,
 )
 from ingest_pipeline.core.warehouse import Warehouse
+
+
+def _start_table(sheet, columns: list[str], widths: list[int]) -> None:
+    """Column widths and a bold header row kept in view while scrolling (write-only: before any row)."""
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = "A2"
+    sheet.append([_styled(sheet, name, font=HEADER_FONT) for name in columns])
+
 
 SHEET_UPLOADS = "Uploads"
 SHEET_PROBLEMS = "Problems"
