@@ -85,8 +85,10 @@ def test_run_prints_the_outcome_and_fills_the_contract_tables(home, tmp_path, ca
     listed = capsys.readouterr().out
     assert upload_id in listed and " 1/1 " in listed
     assert main(["status", upload_id, "--home", str(home)]) == 0
-    shown = dict(line.strip().split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    facts, chunks = capsys.readouterr().out.split("\n\n")  # the upload's figures, then its chunks
+    shown = dict(line.strip().split(": ", 1) for line in facts.splitlines())
     assert shown["chunks_done"] == shown["chunks_total"] == "1"  # the figures of the list
+    assert [line.split() for line in chunks.splitlines()[1:]] == [["1", "1", "4", "completed", "3"]]
 
 
 def test_the_same_upload_twice_leaves_the_tables_as_one_run_would(home, tmp_path):
