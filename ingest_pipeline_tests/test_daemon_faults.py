@@ -31,11 +31,11 @@ def upload_state(home: Path) -> tuple | None:
         return None  # a writer has it this moment, or the tables are not there yet
 
 
-def stop(daemon: subprocess.Popen) -> None:
-    """Stop the daemon and everything it started (its process group)."""
+def stop(daemon: subprocess.Popen, seconds: float = 30) -> None:
+    """Stop the daemon (or UI) and everything it started (its process group)."""
     os.killpg(daemon.pid, signal.SIGTERM)
     try:
-        daemon.wait(timeout=30)
+        daemon.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait()

@@ -3,7 +3,6 @@ launched (terminated through its code server), and `retry` of that run from the 
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from ingest_pipeline.core import faults
 from ingest_pipeline.core.uploads import COMPLETED, FAILED, compute_upload_id, hash_stream, register_upload
 from ingest_pipeline.core.warehouse import Warehouse
+from ingest_pipeline_tests.test_daemon_faults import stop
 from ingest_pipeline_tests.test_faults import CLI, cli
 from ingest_pipeline_tests.test_operator_cli import roster_file, status_rows
 
@@ -92,12 +92,7 @@ def test_a_backfill_launched_for_the_daemon_can_be_cancelled_and_retried(tmp_pat
             run = instance.get_run_by_id(cancelled.stdout.split()[1].rstrip(":"))
             assert run.status == DagsterRunStatus.CANCELED and run.tags["dagster/backfill"] == backfill_id
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        try:
-            ui.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
-            ui.wait()
+        stop(ui, seconds=60)
     (upload,) = status_rows(home)
     assert upload["status"] == FAILED and upload["error"].startswith("Cancelled by the operator during scan"), upload
     assert "SupersessionWarning" not in log.read_text()
