@@ -191,7 +191,13 @@ def configure_environment(home: Path, filespecs: Path | None) -> Path:
     dagster_home.mkdir(parents=True, exist_ok=True)
     template = PROJECT_ROOT / "dagster.yaml"
     target = dagster_home / "dagster.yaml"
-    if template.exists() and (not target.exists() or target.read_bytes() != template.read_bytes()):
+    from ingest_pipeline.core.deployment import deployment_from_env, distributed_instance_yaml
+
+    if template.exists() and deployment_from_env().distributed:  # the instance on PostgreSQL
+        wanted = distributed_instance_yaml(template.read_text()).encode()
+        if not target.exists() or target.read_bytes() != wanted:
+            target.write_bytes(wanted)
+    elif template.exists() and (not target.exists() or target.read_bytes() != template.read_bytes()):
         shutil.copyfile(template, target)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home
