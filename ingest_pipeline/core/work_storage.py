@@ -8,7 +8,6 @@ streams a file from or to disk in pieces (the SDK's 4 MiB blocks), never holding
 """
 
 import os
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,9 +107,3 @@ class BlobWorkStore:
                 os.replace(partial, target)
                 received += blob.size
         return received
-
-
-def remove_local(workspace: UploadWorkspace) -> None:
-    """A step's own copy of the work files, once pushed."""
-    shutil.rmtree(workspace.root.parent if workspace.root.parent.name.startswith("ingest-step-") else workspace.root,
-                  ignore_errors=True)  # fmt: skip

@@ -20,7 +20,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 
 from ingest_pipeline.core.deployment import deployment_from_env
 from ingest_pipeline.core.prepare import UploadWorkspace
-from ingest_pipeline.core.work_storage import BlobWorkStore, file_states
+from ingest_pipeline.core.work_storage import BlobWorkStore, changed_since, file_states
 
 DEPLOYMENT = deployment_from_env()
 WAREHOUSE_TAGS = DEPLOYMENT.warehouse_tags()
@@ -59,8 +59,7 @@ def step_workspace(upload_id: str, chunk_index: int) -> Iterator[UploadWorkspace
         store.pull(workspace, ("manifest.json", "filespec.json", "reference/", chunk))
         before = file_states(workspace.root)
         yield workspace
-        after = file_states(workspace.root)
-        store.push(workspace, [name for name, state in after.items() if before.get(name) != state])
+        store.push(workspace, changed_since(before, file_states(workspace.root)))
 
 
 def pull_scan_outputs(workspace: UploadWorkspace) -> None:
