@@ -144,3 +144,69 @@ def test_celery_workers_with_work_files_in_blob_give_the_embedded_tables_and_sur
     finally:
         for worker in workers:
             stop(worker.process)
+
+
+BENCH_ROWS = int(os.environ.get("INGEST_DISTRIBUTED_BENCH_ROWS", "1000000"))
+BENCH_CHUNK_ROWS = int(os.environ.get("INGEST_DISTRIBUTED_BENCH_CHUNK_ROWS", "200000"))
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.azurite
+def test_benchmark_two_local_workers_against_the_embedded_default(services, tmp_path):
+    """Figures, not a pass/fail speed claim: `pytest -m slow -s -k benchmark_two_local_workers`
+    (INGEST_DISTRIBUTED_BENCH_ROWS, default 1M; _CHUNK_ROWS, default 200k). Prints the wall time of
+    `ingest-pipeline run` embedded (multiprocess) and distributed, and each scan step's overhead:
+    its Dagster step time minus the scan's own measured seconds (the blob transfers, the worker's
+    step start-up)."""
+    from dagster import DagsterInstance
+
+    spec = load_form_type("employee_roster", PROJECT / "filespecs")
+    roster = tmp_path / "roster.csv"
+    generate_upload(spec, BENCH_ROWS, roster, error_rate=0.02, seed=5, company_id="acme", home=tmp_path / "gen",
+                    filespecs_dir=PROJECT / "filespecs")  # fmt: skip
+    args = [
+        "run",
+        str(roster),
+        "--company",
+        "acme",
+        "--form-type",
+        "employee_roster",
+        "--chunk-rows",
+        str(BENCH_CHUNK_ROWS),
+    ]
+    started = time.monotonic()
+    embedded = cli(base_environment(), tmp_path / "embedded", *args, "--executor", "multiprocess", timeout=3600)
+    embedded_seconds = time.monotonic() - started
+    assert embedded.returncode == 0, embedded.stderr
+
+    environment = {**base_environment(), **services}
+    home = tmp_path / "home"
+    workers = [start_worker("owner", tmp_path / "w-owner", ["dagster", "warehouse"], {**environment, "INGEST_HOME": str(home)}),
+               start_worker("any", tmp_path / "w-any", ["dagster"], {**environment, "INGEST_HOME": str(tmp_path / "w-any" / "nohome")})]  # fmt: skip
+    try:
+        started = time.monotonic()
+        distributed = cli(environment, home, *args, timeout=3600)
+        distributed_seconds = time.monotonic() - started
+        assert distributed.returncode == 0, distributed.stdout + distributed.stderr
+    finally:
+        for worker in workers:
+            stop(worker.process)
+    assert contract_tables(home) == contract_tables(tmp_path / "embedded")
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
+        scans = dict(
+            connection.execute("SELECT chunk, seconds FROM ingest.stage_metrics WHERE stage = 'scan'").fetchall()
+        )
+    os.environ["INGEST_POSTGRES_URL"] = services["INGEST_POSTGRES_URL"]
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        (run,) = instance.get_runs(limit=1)
+        stats = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run.run_id)}
+    overheads = sorted(stats[key] - scans[int(key.split("chunk_")[-1].rstrip("]"))]
+                       for key in stats if "scan_upload_chunk[chunk_" in key)  # fmt: skip
+    print(
+        f"\n{BENCH_ROWS} rows, {len(overheads)} chunks of {BENCH_CHUNK_ROWS}: embedded (multiprocess) "
+        f"{embedded_seconds:.1f} s, distributed (2 Celery workers) {distributed_seconds:.1f} s; per scan step "
+        f"overhead (step time - scan time) median {overheads[len(overheads) // 2]:.2f} s, max {overheads[-1]:.2f} s; "
+        f"steps: {len(stats)}, their Dagster times summed {sum(stats.values()):.1f} s"
+    )
