@@ -855,7 +855,12 @@ def cmd_work_folders(args: argparse.Namespace) -> int:
     root = work_folders_root(home)
     in_use = _uploads_with_unfinished_runs(home)
     if args.clean:
-        removed = remove_expired_work_folders(warehouse, root, policy, in_use)
+        from ingest_pipeline.core.deployment import deployment_from_env
+
+        on_removed = None
+        if deployment_from_env().distributed:  # the work container's copies too
+            from ingest_pipeline.defs.distributed import remove_work_blobs as on_removed
+        removed = remove_expired_work_folders(warehouse, root, policy, in_use, on_removed=on_removed)
         for folder in removed:
             print(f"removed {folder.path} ({_mib(folder.bytes)}; upload {folder.status} {_show(folder.finished_at)})")
         print(f"removed {len(removed)} work folder(s), {_mib(sum(f.bytes for f in removed))}")

@@ -56,7 +56,8 @@ def step_workspace(upload_id: str, chunk_index: int) -> Iterator[UploadWorkspace
     with tempfile.TemporaryDirectory(prefix="ingest-step-") as folder:
         workspace = UploadWorkspace(Path(folder) / upload_id)
         chunk = workspace.chunk_file(chunk_index).relative_to(workspace.root).as_posix()
-        store.pull(workspace, ("manifest.json", "filespec.json", "reference/", chunk))
+        # REMOVED.txt: retention removed the upload's work files; the step then fails with its sentence.
+        store.pull(workspace, ("manifest.json", "filespec.json", "reference/", chunk, "REMOVED.txt"))
         before = file_states(workspace.root)
         yield workspace
         store.push(workspace, changed_since(before, file_states(workspace.root)))
@@ -80,6 +81,15 @@ def push_prepared(workspace: UploadWorkspace) -> None:
         return
     store.clear(workspace.root.name)
     store.push(workspace, sorted(file_states(workspace.root)))
+
+
+def remove_work_blobs(folder: Path) -> None:
+    """After retention removed an upload's local work folder (leaving its REMOVED.txt note): its
+    work files in the container too, leaving the note there, for a chunk step re-executed later."""
+    store = work_store()
+    if store is not None:
+        store.clear(folder.name)
+        store.push(UploadWorkspace(folder), ["REMOVED.txt"])
 
 
 class BlobPickleIOManager(ConfigurableIOManager):
