@@ -27,6 +27,11 @@ setup(
         "uvicorn==0.54.0",
     ],
     # playwright drives Debian's chromium (scripts/setup.sh installs it) in the tests marked `browser`.
-    extras_require={"dev": ["pytest==9.2.0", "pytest-timeout==2.4.0", "ruff==0.17.6", "playwright==1.65.2"]},
+    # `distributed`: steps on Celery workers (broker Redis), the Dagster instance on PostgreSQL
+    # (docs/storage-and-scaling.md); scripts/setup.sh installs it so that its test runs.
+    extras_require={
+        "dev": ["pytest==9.2.0", "pytest-timeout==2.4.0", "ruff==0.17.6", "playwright==1.65.2"],
+        "distributed": ["dagster-celery==0.29.27", "dagster-postgres==0.29.27", "celery==5.7.0", "redis==8.1.0"],
+    },
     entry_points={"console_scripts": ["ingest-pipeline=ingest_pipeline.cli:main"]},
 )

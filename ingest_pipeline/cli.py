@@ -191,7 +191,13 @@ def configure_environment(home: Path, filespecs: Path | None) -> Path:
     dagster_home.mkdir(parents=True, exist_ok=True)
     template = PROJECT_ROOT / "dagster.yaml"
     target = dagster_home / "dagster.yaml"
-    if template.exists() and (not target.exists() or target.read_bytes() != template.read_bytes()):
+    from ingest_pipeline.core.deployment import deployment_from_env, distributed_instance_yaml
+
+    if template.exists() and deployment_from_env().distributed:  # the instance on PostgreSQL
+        wanted = distributed_instance_yaml(template.read_text()).encode()
+        if not target.exists() or target.read_bytes() != wanted:
+            target.write_bytes(wanted)
+    elif template.exists() and (not target.exists() or target.read_bytes() != template.read_bytes()):
         shutil.copyfile(template, target)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home
@@ -849,7 +855,12 @@ def cmd_work_folders(args: argparse.Namespace) -> int:
     root = work_folders_root(home)
     in_use = _uploads_with_unfinished_runs(home)
     if args.clean:
-        removed = remove_expired_work_folders(warehouse, root, policy, in_use)
+        from ingest_pipeline.core.deployment import deployment_from_env
+
+        on_removed = None
+        if deployment_from_env().distributed:  # the work container's copies too
+            from ingest_pipeline.defs.distributed import remove_work_blobs as on_removed
+        removed = remove_expired_work_folders(warehouse, root, policy, in_use, on_removed=on_removed)
         for folder in removed:
             print(f"removed {folder.path} ({_mib(folder.bytes)}; upload {folder.status} {_show(folder.finished_at)})")
         print(f"removed {len(removed)} work folder(s), {_mib(sum(f.bytes for f in removed))}")

@@ -11,6 +11,7 @@ with collector_paused():
 
     from ingest_pipeline.defs.assets import VALIDATE_JOB_NAME, ingest_assets
     from ingest_pipeline.defs.checks import ingest_checks
+    from ingest_pipeline.defs.distributed import DEPLOYMENT, BlobPickleIOManager
     from ingest_pipeline.defs.jobs import INGEST_JOB_NAME, ingest_upload_job, validate_upload_job
     from ingest_pipeline.defs.maintenance import maintenance_sensors
     from ingest_pipeline.defs.reports import REPORT_JOB_NAME, client_report, report_sensors, upload_report_job
@@ -20,12 +21,20 @@ with collector_paused():
     from ingest_pipeline.defs.settings import IngestSettings
     from ingest_pipeline.defs.upload_views import upload_views
 
+    if DEPLOYMENT.distributed:
+        from dagster_celery import celery_executor
     defs = Definitions(
         assets=[*ingest_assets, client_report, upload_views],
         asset_checks=ingest_checks,
         jobs=[ingest_upload_job, validate_upload_job, upload_report_job],
         sensors=[upload_sensor, dead_run_sensor, *report_sensors, *maintenance_sensors],
-        resources={"ingest_settings": IngestSettings(), "landing": landing_storage_resource_from_env()},
+        resources={
+            "ingest_settings": IngestSettings(),
+            "landing": landing_storage_resource_from_env(),
+            # Distributed (core/deployment.py): step outputs in the work container, steps on Celery workers.
+            **({"io_manager": BlobPickleIOManager()} if DEPLOYMENT.distributed else {}),
+        },
+        executor=celery_executor if DEPLOYMENT.distributed else None,
     )
 
 

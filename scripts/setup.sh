@@ -13,7 +13,7 @@ fi
 stamp=.venv/.installed-$(cat setup.py constraints.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev,distributed]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 
@@ -32,8 +32,9 @@ fi
 # landed); Playwright drives Debian's chromium through the Dagster UI (its own browser download is
 # never used). Installed when missing where apt-get can: as root (as CI runs) or with sudo that asks
 # no password; elsewhere those tests skip. No recommends: in particular no Calibri-compatible font,
-# so the report is checked with a wider fallback font.
-debian_packages=(libreoffice-calc-nogui poppler-utils chromium)
+# so the report is checked with a wider fallback font. redis-server (the Celery broker) and
+# postgresql (the Dagster instance) are what the test marked `distributed` starts on loopback.
+debian_packages=(libreoffice-calc-nogui poppler-utils chromium redis-server postgresql)
 missing=()
 for package in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -44,6 +45,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $as_root apt-get update -q >/dev/null
     $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "setup.sh: ${missing[*]} not installed (needs apt-get, as root or with sudo); the tests marked 'office' and 'browser' will skip." >&2
+    echo "setup.sh: ${missing[*]} not installed (needs apt-get, as root or with sudo); the tests marked 'office', 'browser' and 'distributed' will skip." >&2
   fi
 fi

@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ingest_pipeline.core.errors import ConfigurationError
@@ -253,12 +253,15 @@ def remove_expired_work_folders(
     policy: RetentionPolicy,
     in_use: set[str] = frozenset(),
     budget_seconds: float | None = None,
+    on_removed: Callable[[Path], None] | None = None,
 ) -> list[WorkFolder]:
     """Remove every removable work folder under `root` (and the leftovers of interrupted removals).
 
     Args:
         budget_seconds: No removal is started after this long (a sensor tick has a time limit);
             the rest waits for the next call.
+        on_removed: Called with each removed folder (holding only its note), e.g. to remove the
+            upload's copies in a distributed deployment's work container.
 
     Returns:
         The folders removed, as they were before.
@@ -274,4 +277,6 @@ def remove_expired_work_folders(
             break
         if folder.state == REMOVABLE and remove_work_folder(warehouse, folder, policy, in_use):
             removed.append(folder)
+            if on_removed is not None:
+                on_removed(folder.path)
     return removed

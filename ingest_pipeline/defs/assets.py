@@ -62,6 +62,13 @@ from ingest_pipeline.core.storage import open_source
 from ingest_pipeline.core.uploads import PROCESSING, get_upload, mark_failed, now, update_upload
 from ingest_pipeline.core.warehouse import Warehouse
 from ingest_pipeline.defs.check_results import check_result
+from ingest_pipeline.defs.distributed import (
+    DEPLOYMENT,
+    WAREHOUSE_TAGS,
+    pull_scan_outputs,
+    push_prepared,
+    step_workspace,
+)
 from ingest_pipeline.defs.partitions import PARTITION_TAG, uploads_partitions
 from ingest_pipeline.defs.resources import LandingStorageResource
 from ingest_pipeline.defs.settings import IngestSettings
@@ -187,6 +194,7 @@ class PrepareConfig(Config):
     group_name=INGEST_GROUP,
     kinds={"python", "polars"},
     tags={"stage": "prepare"},
+    op_tags=WAREHOUSE_TAGS,
 )
 def upload_chunks(
     context: AssetExecutionContext, config: PrepareConfig, ingest_settings: IngestSettings, landing: LandingStorageResource
@@ -227,6 +235,7 @@ def upload_chunks(
             )  # fmt: skip
         metrics.rows = manifest.rows_total
     write_metrics(metrics, workspace.metrics)
+    push_prepared(workspace)  # distributed: the work files to the container, for the chunk steps
     if tracked:
         update_upload(warehouse, upload_id, stage="scan", chunks_total=len(manifest.chunks), filespec_version=spec.version)
     context.log.info(f"{upload_id}: {manifest.rows_total} records in {len(manifest.chunks)} chunk(s); {manifest.sniff}")
@@ -251,7 +260,7 @@ def upload_chunks(
     )
 
 
-@op(ins={"upload_chunks": In(Nothing)}, out=DynamicOut(int), tags={"stage": "scan"})
+@op(ins={"upload_chunks": In(Nothing)}, out=DynamicOut(int), tags={"stage": "scan", **WAREHOUSE_TAGS})
 def plan_chunk_scans(context: OpExecutionContext, ingest_settings: IngestSettings):
     """One dynamic step per chunk, so that a failed chunk can be re-executed alone."""
     manifest = ingest_settings.workspace(context.partition_key).load_manifest()
@@ -267,9 +276,19 @@ def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettin
     if chunk_index == 0:
         return 0
     warehouse = ingest_settings.warehouse()
-    workspace = ingest_settings.workspace(upload_id)
+    if DEPLOYMENT.distributed:
+        # On any worker: its own folder, filled from the work container and pushed back. This machine
+        # has no warehouse: a failure here fails the run, and the run's end fails the upload.
+        with step_workspace(upload_id, chunk_index) as workspace:
+            return _scan_upload_chunk(context, warehouse, workspace, chunk_index, tracked=False)
+    return _scan_upload_chunk(context, warehouse, ingest_settings.workspace(upload_id), chunk_index,
+                              tracked=tracks_lifecycle(context))  # fmt: skip
+
+
+def _scan_upload_chunk(context: OpExecutionContext, warehouse: Warehouse, workspace: UploadWorkspace,
+                       chunk_index: int, tracked: bool) -> int:  # fmt: skip
+    upload_id = context.partition_key
     chunk_status = start_chunk(workspace, chunk_index)  # the chunk's status for the HTTP API
-    tracked = tracks_lifecycle(context)
     with upload_stage(warehouse, upload_id, "scan", chunk_index, track_lifecycle=tracked, context=context) as metrics:
         manifest = workspace.load_manifest()
         spec = workspace.load_filespec()
@@ -288,12 +307,13 @@ def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettin
     return result.records
 
 
-@op(tags={"stage": "scan"})
+@op(tags={"stage": "scan", **WAREHOUSE_TAGS})
 def summarize_chunk_scans(context: OpExecutionContext, ingest_settings: IngestSettings, records_per_chunk: list[int]) -> int:
     """Fan-in of the chunk steps: the records scanned across all chunks, and where the scan's time went."""
     total = sum(records_per_chunk)
     # The chunk steps' own measurements, from their files in the work folder (no warehouse open).
     workspace = ingest_settings.workspace(context.partition_key)
+    pull_scan_outputs(workspace)  # distributed: what the chunk steps wrote, from the container
     chunks = [m for m in read_all_metrics(workspace.metrics) if m.stage == "scan"] if workspace.metrics.is_dir() else []
     scan = scan_figures(chunks)
     context.log.info(
@@ -333,6 +353,7 @@ def chunk_scans(upload_chunks):
     deps=[chunk_scans],
     kinds={"duckdb", "parquet"},
     tags={"stage": "columns"},
+    op_tags=WAREHOUSE_TAGS,
 )
 def column_profiles(context: AssetExecutionContext, ingest_settings: IngestSettings) -> MaterializeResult:
     """Per-column judgement across the whole upload: uniqueness, null/distinct/min/max summary, and counts."""
@@ -340,6 +361,7 @@ def column_profiles(context: AssetExecutionContext, ingest_settings: IngestSetti
     warehouse = ingest_settings.warehouse()
     workspace = ingest_settings.workspace(upload_id)
     tracked = tracks_lifecycle(context)
+    pull_scan_outputs(workspace)  # distributed: a re-execution may start here, after another run's scans
     with upload_stage(warehouse, upload_id, "columns", track_lifecycle=tracked, context=context) as metrics:
         manifest = workspace.load_manifest()
         if tracked:
@@ -388,6 +410,7 @@ def _load_stage_inputs(ingest_settings: IngestSettings, upload_id: str) -> tuple
     pool=DUCKDB_WRITER_POOL,
     kinds={"duckdb"},
     tags={"stage": "merge"},
+    op_tags=WAREHOUSE_TAGS,
 )
 def upload_findings(context: AssetExecutionContext, ingest_settings: IngestSettings) -> MaterializeResult:
     """ingest.messages, ingest.rejects, ingest.column_summary, stage metrics and counts for the upload (replaced in one transaction)."""
@@ -440,6 +463,7 @@ CONSERVATION_CHECK = AssetCheckSpec(
     pool=DUCKDB_WRITER_POOL,
     kinds={"duckdb"},
     tags={"stage": "publish"},
+    op_tags=WAREHOUSE_TAGS,
     check_specs=[CONSERVATION_CHECK],
 )
 def accepted_rows(context: AssetExecutionContext, ingest_settings: IngestSettings):

@@ -23,6 +23,7 @@ from ingest_pipeline.core.quality import DriftThresholds, drift_inputs, gate_ver
 from ingest_pipeline.core.uploads import get_upload
 from ingest_pipeline.defs.assets import upload_findings, upload_stage
 from ingest_pipeline.defs.check_results import check_result
+from ingest_pipeline.defs.distributed import WAREHOUSE_TAGS
 from ingest_pipeline.defs.settings import IngestSettings
 
 _DEFAULT_DRIFT = DriftThresholds()
@@ -36,7 +37,7 @@ def upload_of(context: AssetCheckExecutionContext) -> str:
     return context.partition_key
 
 
-@asset_check(asset=upload_findings)
+@asset_check(asset=upload_findings, op_tags=WAREHOUSE_TAGS)
 def error_rate(context: AssetCheckExecutionContext, ingest_settings: IngestSettings) -> AssetCheckResult:
     """Rejected rows at most the form type's quality.max_error_rate; above it, nothing is published and the upload fails."""
     upload_id = upload_of(context)
@@ -66,7 +67,7 @@ class DriftConfig(Config):
                                self.max_null_share_change, self.max_error_share_change)  # fmt: skip
 
 
-@asset_check(asset=upload_findings)
+@asset_check(asset=upload_findings, op_tags=WAREHOUSE_TAGS)
 def drift(
     context: AssetCheckExecutionContext, config: DriftConfig, ingest_settings: IngestSettings
 ) -> AssetCheckResult:

@@ -13,6 +13,7 @@ from ingest_pipeline.defs.assets import (
     ingest_assets,
     upload_chunks,
 )
+from ingest_pipeline.defs.distributed import DEPLOYMENT
 from ingest_pipeline.defs.partitions import uploads_partitions
 
 # Each step runs in its own process, so chunks are scanned in parallel. The processes fork from a
@@ -54,11 +55,15 @@ def runs_in_process(size_bytes: int | None) -> bool:
 
 
 def execution_config(in_process: bool) -> dict:
+    """The run's executor config; distributed (core/deployment.py), always the Celery executor's."""
+    if DEPLOYMENT.distributed:
+        return {"config": DEPLOYMENT.celery_executor_config()}
     return IN_PROCESS_EXECUTION if in_process else MULTIPROCESS_EXECUTION
+
 
 ingest_upload_job = define_asset_job(
     INGEST_JOB_NAME,
-    config={"execution": MULTIPROCESS_EXECUTION},
+    config={"execution": execution_config(in_process=False)},
     selection=AssetSelection.assets(*ingest_assets),
     partitions_def=uploads_partitions,
     description="Ingest one upload: prepare, scan every chunk, judge columns, merge into DuckDB, publish accepted rows.",
@@ -66,7 +71,7 @@ ingest_upload_job = define_asset_job(
 
 validate_upload_job = define_asset_job(
     VALIDATE_JOB_NAME,
-    config={"execution": MULTIPROCESS_EXECUTION},
+    config={"execution": execution_config(in_process=False)},
     selection=AssetSelection.assets(upload_chunks, chunk_scans, column_profiles),
     partitions_def=uploads_partitions,
     description="Prepare and scan an upload and judge its columns, publishing nothing and leaving its status alone.",

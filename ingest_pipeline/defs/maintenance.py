@@ -25,6 +25,7 @@ from ingest_pipeline.core.errors import ConfigurationError
 from ingest_pipeline.core.outbox import RetryPolicy, deliver_due
 from ingest_pipeline.core.retention import RetentionPolicy, remove_expired_work_folders, work_folders_root
 from ingest_pipeline.core.webhook import URL_ENV, WebhookSettings
+from ingest_pipeline.defs.distributed import DEPLOYMENT, remove_work_blobs
 from ingest_pipeline.defs.partitions import PARTITION_TAG
 from ingest_pipeline.defs.sensors import WAREHOUSE_WAIT_SECONDS
 from ingest_pipeline.defs.settings import IngestSettings
@@ -89,7 +90,8 @@ def work_retention_sensor(context: SensorEvaluationContext, ingest_settings: Ing
         return SkipReason(f"the warehouse {warehouse.path} is busy (a merge is writing); trying again next tick")
     root = work_folders_root(ingest_settings.home_path, ingest_settings.work_dir)
     removed = remove_expired_work_folders(
-        warehouse, root, policy, uploads_with_unfinished_runs(context.instance), budget_seconds=TICK_BUDGET_SECONDS
+        warehouse, root, policy, uploads_with_unfinished_runs(context.instance), budget_seconds=TICK_BUDGET_SECONDS,
+        on_removed=remove_work_blobs if DEPLOYMENT.distributed else None,
     )
     for folder in removed:
         context.log.info(f"removed the work folder {folder.path} ({folder.bytes / 2**20:.1f} MiB): {folder.reason}")

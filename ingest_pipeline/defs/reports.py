@@ -25,7 +25,8 @@ from dagster import (
 
 from ingest_pipeline.core.client_report import report_path, write_client_report
 from ingest_pipeline.defs.assets import INGEST_GROUP, upload_findings
-from ingest_pipeline.defs.jobs import ingest_upload_job
+from ingest_pipeline.defs.distributed import DEPLOYMENT, WAREHOUSE_TAGS
+from ingest_pipeline.defs.jobs import execution_config, ingest_upload_job
 from ingest_pipeline.defs.partitions import PARTITION_TAG, uploads_partitions
 from ingest_pipeline.defs.settings import IngestSettings
 
@@ -39,6 +40,7 @@ INLINE_REPORT_TAG = "ingest/report"  # set on runs whose launcher writes the rep
     deps=[upload_findings],
     kinds={"excel"},
     tags={"stage": "report"},
+    op_tags=WAREHOUSE_TAGS,
 )
 def client_report(context: AssetExecutionContext, ingest_settings: IngestSettings) -> MaterializeResult:
     """The upload's client report (.xlsx under <home>/reports): summary, problems, messages and highlighted rejected rows."""
@@ -60,6 +62,8 @@ def client_report(context: AssetExecutionContext, ingest_settings: IngestSetting
 
 upload_report_job = define_asset_job(
     REPORT_JOB_NAME,
+    # Distributed, the Celery executor needs its broker (local: the default executor, unconfigured).
+    config={"execution": execution_config(in_process=True)} if DEPLOYMENT.distributed else None,
     selection=AssetSelection.assets(client_report),
     partitions_def=uploads_partitions,
     description="Write an upload's client report, after its ingest run has ended (completed or failed).",

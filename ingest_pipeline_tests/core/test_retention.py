@@ -100,8 +100,10 @@ def test_a_removed_folder_keeps_only_its_note_and_a_rerun_of_a_stage_says_what_t
     upload(warehouse, "u1", "failed", LONG_AGO)
     workspace = work_folder(root, "u1")
 
-    (removed,) = remove_expired_work_folders(warehouse, root, POLICY)
+    told = []  # what a distributed deployment removes from its work container (defs/distributed.py)
+    (removed,) = remove_expired_work_folders(warehouse, root, POLICY, on_removed=told.append)
 
+    assert told == [workspace.root]
     assert [p.name for p in workspace.root.iterdir()] == ["REMOVED.txt"]
     for load in (workspace.load_manifest, workspace.load_filespec):
         with pytest.raises(WorkFilesRemovedError) as error:

@@ -1,0 +1,212 @@
+"""INGEST_DEPLOYMENT=distributed end to end, with real parts on loopback: Redis (Celery broker and
+backend), PostgreSQL (the Dagster instance), Azurite (the work files) and two Celery workers, each in
+its own empty folder. Worker `owner` also serves the warehouse queue and is the only one that sees
+the home (the DuckDB file); worker `any` sees nothing but the services. A multi-chunk upload through
+`ingest-pipeline run` must give the embedded default's tables; then the scanning process of worker
+`any` is killed with SIGKILL mid-chunk: the run fails, and `ingest-pipeline retry` (re-execution
+from failure) with a fresh worker in its place gives the same tables, no upload left processing."""
+
+import os
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingest_pipeline.core import faults
+from ingest_pipeline.core.filespec import load_form_type
+from ingest_pipeline.core.generate import generate_upload
+from ingest_pipeline_tests.distributed_services import start_postgres, start_redis, start_worker, stop
+from ingest_pipeline_tests.test_faults import contract_tables
+
+PROJECT = Path(__file__).resolve().parents[1]
+ROWS, CHUNK_ROWS = 20_000, 7_000  # three chunks
+RUN_SECONDS = 300
+
+
+def cli(environment: dict, home: Path, *args: str, timeout: float = RUN_SECONDS):
+    import subprocess
+    import sys
+
+    env = {**environment, "INGEST_HOME": str(home), "INGEST_PROGRESS": "0", "PYTHONPATH": str(PROJECT)}
+    env.pop("DAGSTER_HOME", None)
+    return subprocess.run([sys.executable, "-m", "ingest_pipeline.cli", *args, "--home", str(home)], env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+
+
+def run_args(file: Path) -> list[str]:
+    return ["run", str(file), "--company", "acme", "--form-type", "employee_roster", "--chunk-rows", str(CHUNK_ROWS)]
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory, azurite):
+    folder = tmp_path_factory.mktemp("services")
+    redis, broker = start_redis(folder)
+    postgres, postgres_url, pg_folder = start_postgres()
+    try:
+        yield {"INGEST_DEPLOYMENT": "distributed", "INGEST_CELERY_BROKER": broker, "INGEST_POSTGRES_URL": postgres_url,
+               "AZURE_STORAGE_ACCOUNT_URL": azurite.account_url, "AZURE_STORAGE_KEY": azurite.account_key,
+               "INGEST_WORK_CONTAINER": f"work-{os.getpid()}"}  # fmt: skip
+    finally:
+        stop(postgres)
+        stop(redis)
+        import shutil
+
+        shutil.rmtree(pg_folder, ignore_errors=True)
+
+
+def base_environment() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "AZURE_", "DAGSTER_"))}
+    return env
+
+
+def upload_statuses(home: Path) -> list[tuple]:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
+        return connection.execute("SELECT upload_id, status FROM ingest.uploads").fetchall()
+
+
+@pytest.mark.distributed
+@pytest.mark.azurite
+def test_celery_workers_with_work_files_in_blob_give_the_embedded_tables_and_survive_a_killed_worker(
+    services, azurite, tmp_path
+):
+    spec = load_form_type("employee_roster", PROJECT / "filespecs")
+    roster = tmp_path / "roster.csv"
+    generate_upload(spec, ROWS, roster, error_rate=0.02, seed=21, company_id="acme", home=tmp_path / "gen",
+                    filespecs_dir=PROJECT / "filespecs")  # fmt: skip
+    embedded = tmp_path / "embedded"
+    done = cli(base_environment(), embedded, *run_args(roster), "--executor", "in_process")
+    assert done.returncode == 0, done.stderr
+    expected = contract_tables(embedded)
+    assert expected["uploads"][0][12] == 3  # chunks_total: a multi-chunk upload
+
+    environment = {**base_environment(), **services}
+    home = tmp_path / "home"
+    owner = start_worker("owner", tmp_path / "worker-owner", ["dagster", "warehouse"],
+                         {**environment, "INGEST_HOME": str(home)})  # fmt: skip
+    # Worker `any` has no home of its own but an empty folder; its first scan pauses at the fault point.
+    marker = tmp_path / "worker-any-2" / "marker"
+    any_worker = start_worker("any", tmp_path / "worker-any", ["dagster"],
+                              {**environment, "INGEST_HOME": str(tmp_path / "worker-any" / "nohome")})  # fmt: skip
+    workers = [owner, any_worker]
+    try:
+        first = cli(environment, home, *run_args(roster))
+        assert first.returncode == 0, first.stdout + first.stderr + owner.log.read_text()[-3000:]
+        assert contract_tables(home) == expected
+        served = {w.name: w.log.read_text().count("execute_plan") for w in (owner, any_worker)}
+        assert served["any"] > 0 and served["owner"] > 0, served  # both workers took steps
+        assert not (tmp_path / "worker-any" / "nohome").exists()  # it never needed a home
+        assert not list((tmp_path / "worker-any" / "tmp").glob("ingest-step-*"))  # its step folders removed
+        names = [b.name for b in azurite.container_client(services["INGEST_WORK_CONTAINER"], create=False).list_blobs()]
+        assert any("/chunks/chunk-00003.bin" in n for n in names) and any(
+            "/scan/chunk-00003.rows.parquet" in n for n in names
+        )
+
+        # The same upload again, from another home, with worker `any` replaced by one that pauses mid-scan.
+        any_worker.kill_all()
+        marker.parent.mkdir(parents=True)
+        paused = start_worker("any2", tmp_path / "worker-any-2", ["dagster"], {
+            **environment, "INGEST_HOME": str(marker.parent / "nohome"), faults.POINT_ENV: faults.SCAN,
+            faults.MARKER_ENV: str(marker), faults.ACTION_ENV: "pause"})  # fmt: skip
+        workers.append(paused)
+        second_home = tmp_path / "home2"
+        import subprocess
+        import sys
+
+        env = {**environment, "INGEST_HOME": str(second_home), "INGEST_PROGRESS": "0", "PYTHONPATH": str(PROJECT)}
+        owner.kill_all()
+        owner = start_worker("owner2", tmp_path / "worker-owner-2", ["dagster", "warehouse"],
+                             {**environment, "INGEST_HOME": str(second_home)})  # fmt: skip
+        workers.append(owner)
+        run = subprocess.Popen([sys.executable, "-m", "ingest_pipeline.cli", *run_args(roster), "--home", str(second_home)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + RUN_SECONDS
+        while not (marker.exists() and marker.read_text().strip()):
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline, paused.log.read_text()[-3000:]
+            time.sleep(0.2)
+        os.kill(int(marker.read_text().split()[0]), 9)  # kill -9 of the process scanning the chunk
+        out, err = run.communicate(timeout=RUN_SECONDS)
+        assert run.returncode == 1, out + err  # the run failed, and said so
+        assert "failed" in out
+        paused.kill_all()  # the machine is gone; a fresh worker takes its place
+        fresh = start_worker("any3", tmp_path / "worker-any-3", ["dagster"],
+                             {**environment, "INGEST_HOME": str(tmp_path / "worker-any-3" / "nohome")})  # fmt: skip
+        workers.append(fresh)
+        if True:
+            ((upload_id, status),) = upload_statuses(second_home)
+            assert status == "failed"
+            retried = cli(environment, second_home, "retry", upload_id)
+            assert retried.returncode == 0, retried.stdout + retried.stderr + owner.log.read_text()[-3000:]
+            assert "from failure" in retried.stdout
+            assert contract_tables(second_home) == expected
+            assert [s for _, s in upload_statuses(second_home)] == ["completed"]
+    finally:
+        for worker in workers:
+            stop(worker.process)
+
+
+BENCH_ROWS = int(os.environ.get("INGEST_DISTRIBUTED_BENCH_ROWS", "1000000"))
+BENCH_CHUNK_ROWS = int(os.environ.get("INGEST_DISTRIBUTED_BENCH_CHUNK_ROWS", "200000"))
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.azurite
+def test_benchmark_two_local_workers_against_the_embedded_default(services, tmp_path):
+    """Figures, not a pass/fail speed claim: `pytest -m slow -s -k benchmark_two_local_workers`
+    (INGEST_DISTRIBUTED_BENCH_ROWS, default 1M; _CHUNK_ROWS, default 200k). Prints the wall time of
+    `ingest-pipeline run` embedded (multiprocess) and distributed, and each scan step's overhead:
+    its Dagster step time minus the scan's own measured seconds (the blob transfers, the worker's
+    step start-up)."""
+    from dagster import DagsterInstance
+
+    spec = load_form_type("employee_roster", PROJECT / "filespecs")
+    roster = tmp_path / "roster.csv"
+    generate_upload(spec, BENCH_ROWS, roster, error_rate=0.02, seed=5, company_id="acme", home=tmp_path / "gen",
+                    filespecs_dir=PROJECT / "filespecs")  # fmt: skip
+    args = [
+        "run",
+        str(roster),
+        "--company",
+        "acme",
+        "--form-type",
+        "employee_roster",
+        "--chunk-rows",
+        str(BENCH_CHUNK_ROWS),
+    ]
+    started = time.monotonic()
+    embedded = cli(base_environment(), tmp_path / "embedded", *args, "--executor", "multiprocess", timeout=3600)
+    embedded_seconds = time.monotonic() - started
+    assert embedded.returncode == 0, embedded.stderr
+
+    environment = {**base_environment(), **services}
+    home = tmp_path / "home"
+    workers = [start_worker("owner", tmp_path / "w-owner", ["dagster", "warehouse"], {**environment, "INGEST_HOME": str(home)}),
+               start_worker("any", tmp_path / "w-any", ["dagster"], {**environment, "INGEST_HOME": str(tmp_path / "w-any" / "nohome")})]  # fmt: skip
+    try:
+        started = time.monotonic()
+        distributed = cli(environment, home, *args, timeout=3600)
+        distributed_seconds = time.monotonic() - started
+        assert distributed.returncode == 0, distributed.stdout + distributed.stderr
+    finally:
+        for worker in workers:
+            stop(worker.process)
+    assert contract_tables(home) == contract_tables(tmp_path / "embedded")
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
+        scans = dict(
+            connection.execute("SELECT chunk, seconds FROM ingest.stage_metrics WHERE stage = 'scan'").fetchall()
+        )
+    os.environ["INGEST_POSTGRES_URL"] = services["INGEST_POSTGRES_URL"]
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        (run,) = instance.get_runs(limit=1)
+        stats = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run.run_id)}
+    overheads = sorted(stats[key] - scans[int(key.split("chunk_")[-1].rstrip("]"))]
+                       for key in stats if "scan_upload_chunk[chunk_" in key)  # fmt: skip
+    print(
+        f"\n{BENCH_ROWS} rows, {len(overheads)} chunks of {BENCH_CHUNK_ROWS}: embedded (multiprocess) "
+        f"{embedded_seconds:.1f} s, distributed (2 Celery workers) {distributed_seconds:.1f} s; per scan step "
+        f"overhead (step time - scan time) median {overheads[len(overheads) // 2]:.2f} s, max {overheads[-1]:.2f} s; "
+        f"steps: {len(stats)}, their Dagster times summed {sum(stats.values()):.1f} s"
+    )
