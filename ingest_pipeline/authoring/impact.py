@@ -1,0 +1,197 @@
+"""`backfill --dry-run --impact`: what a new filespec would do to the uploads already received.
+
+Each upload's original file is judged twice, in a scratch folder and in this process, by the
+same stages a run uses (core.prepare, core.scan, core.merge's column stage, with the home's
+reference data): once under the filespec the upload was judged by (recorded in its work folder
+as filespec.json) and once under the new one. Rows are matched by row number and their outcomes
+compared. Nothing is registered, published or written to the warehouse, and no Dagster run is
+made: the answer cannot change what a client has been told.
+
+Both sides read today's reference data, so the difference is the filespec's alone (a lookup
+list that changed since the upload is not counted as the spec's doing).
+"""
+
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from ingest_pipeline.core.errors import IngestError
+from ingest_pipeline.core.filespec import FileSpec
+from ingest_pipeline.core.judge import ChunkJudge
+from ingest_pipeline.core.merge import UploadFiles, profile_columns, scratch_connection
+from ingest_pipeline.core.prepare import UploadWorkspace, prepare_chunks
+from ingest_pipeline.core.reference import snapshot_reference_data
+from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
+from ingest_pipeline.core.sql import sql_read_parquet
+from ingest_pipeline.core.storage import AZURE_URI_SCHEME
+
+
+@dataclass
+class Judgement:
+    """One file judged under one filespec: the upload's failure, or its rows' error rules."""
+
+    failure: str | None
+    rows_total: int
+    rejected: set[int]
+    errors: dict[int, set[str]]  # row number -> the `field.rule` (or `rule`) errors it has
+
+
+@dataclass
+class UploadImpact:
+    upload_id: str
+    company_id: str
+    skipped: str | None = None  # why the upload could not be compared
+    rows_total: int = 0
+    old_failure: str | None = None
+    new_failure: str | None = None
+    to_rejected: int = 0
+    to_accepted: int = 0
+    rejected_by: Counter = field(default_factory=Counter)  # rule -> rows it newly rejects
+    accepted_by: Counter = field(default_factory=Counter)  # rule -> newly accepted rows it rejected
+
+
+def rule_key(field_name: str | None, rule: str) -> str:
+    return f"{field_name}.{rule}" if field_name else rule
+
+
+def judge_file(source: Path, spec: FileSpec, *, company_id: str, home: Path, filespecs_dir: Path,
+               scratch: Path, expected_sha256: str | None = None) -> Judgement:  # fmt: skip
+    """Judge `source` under `spec` in `scratch` as the validate stages would, in this process."""
+    workspace = UploadWorkspace(scratch)
+    snapshot_reference_data(spec, company_id, home, filespecs_dir, workspace.reference)
+    with open(source, "rb") as stream:
+        manifest = prepare_chunks(stream, spec, workspace, upload_id="impact", company_id=company_id,
+                                  source=str(source), expected_sha256=expected_sha256)  # fmt: skip
+    if manifest.failure:
+        return Judgement(manifest.failure, manifest.rows_total, set(), {})
+    judge = ChunkJudge(spec, load_reference_snapshot(spec, workspace))
+    for chunk in manifest.chunks:
+        scan_chunk(spec, manifest, chunk, workspace, judge)
+    profile_columns(spec, manifest, workspace)
+    files = UploadFiles(workspace, manifest)
+    connection = scratch_connection(workspace, "1GB")
+    try:
+        rejected = {row for (row,) in connection.execute(f"SELECT * FROM {sql_read_parquet(files.rejected_rows)}").fetchall()}
+        messages = connection.execute(
+            f"SELECT DISTINCT row_number, field, rule FROM ({files.all_messages()}) "
+            "WHERE severity = 'error' AND row_number IS NOT NULL"
+        ).fetchall()
+    finally:
+        connection.close()
+    errors: dict[int, set[str]] = {}
+    for row, field_name, rule in messages:
+        errors.setdefault(row, set()).add(rule_key(field_name, rule))
+    return Judgement(None, manifest.rows_total, rejected, errors)
+
+
+def compare(old: Judgement, new: Judgement, impact: UploadImpact) -> UploadImpact:
+    """Fill `impact` with the rows whose outcome differs between the two judgements."""
+    impact.rows_total = max(old.rows_total, new.rows_total)
+    impact.old_failure, impact.new_failure = old.failure, new.failure
+    if old.failure or new.failure:
+        return impact
+    to_rejected = new.rejected - old.rejected
+    to_accepted = old.rejected - new.rejected
+    impact.to_rejected, impact.to_accepted = len(to_rejected), len(to_accepted)
+    for row in to_rejected:
+        impact.rejected_by.update(new.errors.get(row, ()))
+    for row in to_accepted:
+        impact.accepted_by.update(old.errors.get(row, ()))
+    return impact
+
+
+def recorded_filespec(upload: dict, home: Path) -> FileSpec | None:
+    """The filespec the upload was last judged by, from its work folder; None once that is removed."""
+    workspace = UploadWorkspace.of(home, upload["upload_id"])
+    if not workspace.filespec.is_file() or workspace.removal_note.exists():
+        return None
+    return FileSpec.model_validate_json(workspace.filespec.read_text())
+
+
+def upload_impact(upload: dict, new_spec: FileSpec, *, home: Path, filespecs_dir: Path,
+                  current_spec: FileSpec) -> UploadImpact:  # fmt: skip
+    """The impact of `new_spec` on one registered upload (skipped, with the reason, when it cannot be told)."""
+    impact = UploadImpact(upload["upload_id"], upload["company_id"])
+    source = upload["source"] or ""
+    if source.startswith(AZURE_URI_SCHEME):
+        impact.skipped = f"its file is in Azure storage ({source}); the impact is measured on local files only"
+        return impact
+    if not Path(source).is_file():
+        impact.skipped = f"its original file {source} is no longer there"
+        return impact
+    old_spec = recorded_filespec(upload, home)
+    if old_spec is None:
+        if upload["filespec_version"] != current_spec.version:
+            impact.skipped = (f"its work folder (with the filespec version {upload['filespec_version']} it was judged by) "
+                              "was removed")  # fmt: skip
+            return impact
+        old_spec = current_spec  # recorded as the same version as the home's filespec
+    scratch = Path(tempfile.mkdtemp(prefix=f"impact-{upload['upload_id'][:12]}-", dir=_scratch_root(home)))
+    try:
+        sides = []
+        for name, spec in (("old", old_spec), ("new", new_spec)):
+            try:
+                sides.append(judge_file(Path(source), spec, company_id=upload["company_id"], home=home,
+                                        filespecs_dir=filespecs_dir, scratch=scratch / name,
+                                        expected_sha256=upload["sha256"]))  # fmt: skip
+            except IngestError as error:
+                if name == "old" or "changed since it was registered" in str(error):
+                    impact.skipped = str(error)
+                    return impact
+                sides.append(Judgement(str(error), 0, set(), {}))
+        return compare(sides[0], sides[1], impact)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _scratch_root(home: Path) -> Path:
+    root = Path(home) / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def impact_lines(impacts: list[UploadImpact], old_label: str, new_label: str) -> list[str]:
+    """The report: one line per upload, then per rule, then the totals."""
+    lines = [f"impact of {new_label} against {old_label} (each upload's original file judged again, nothing published):"]
+    rejected_by: Counter = Counter()
+    accepted_by: Counter = Counter()
+    compared = 0
+    for impact in impacts:
+        if impact.skipped:
+            lines.append(f"upload {impact.upload_id} ({impact.company_id}): not compared: {impact.skipped}")
+            continue
+        compared += 1
+        if impact.old_failure or impact.new_failure:
+            lines.append(f"upload {impact.upload_id} ({impact.company_id}): "
+                         f"{'failed' if impact.old_failure else 'completed'} -> {'fails' if impact.new_failure else 'completes'}"
+                         + (f": {impact.new_failure}" if impact.new_failure else ""))  # fmt: skip
+            continue
+        lines.append(f"upload {impact.upload_id} ({impact.company_id}): {impact.rows_total} rows, "
+                     f"{impact.to_rejected} accepted -> rejected, {impact.to_accepted} rejected -> accepted")  # fmt: skip
+        rejected_by.update(impact.rejected_by)
+        accepted_by.update(impact.accepted_by)
+    rules = sorted(set(rejected_by) | set(accepted_by))
+    if rules:
+        lines.append("per rule (a row broken by two rules counts under each):")
+        width = max(len(rule) for rule in rules)
+        for rule in rules:
+            lines.append(f"  {rule.ljust(width)}  {rejected_by[rule]:>8} accepted -> rejected  {accepted_by[rule]:>8} rejected -> accepted")
+    to_rejected = sum(i.to_rejected for i in impacts if not i.skipped)
+    to_accepted = sum(i.to_accepted for i in impacts if not i.skipped)
+    lines.append(f"total: {to_rejected} row(s) accepted -> rejected, {to_accepted} row(s) rejected -> accepted "
+                 f"in {compared} of {len(impacts)} upload(s)")  # fmt: skip
+    return lines
+
+
+def frame_of(impacts: list[UploadImpact]) -> pl.DataFrame:
+    """The per-rule counts as a table (for tests and callers that want numbers, not text)."""
+    rows = []
+    for impact in impacts:
+        for rule in set(impact.rejected_by) | set(impact.accepted_by):
+            rows.append({"upload_id": impact.upload_id, "rule": rule, "to_rejected": impact.rejected_by[rule],
+                         "to_accepted": impact.accepted_by[rule]})  # fmt: skip
+    return pl.DataFrame(rows, schema={"upload_id": pl.String, "rule": pl.String, "to_rejected": pl.Int64, "to_accepted": pl.Int64})
