@@ -98,10 +98,22 @@ def test_impact_counts_rows_that_flip_exactly_and_changes_nothing(env, tmp_path,
             expected[rule][1] += to_accepted
         assert f"upload {upload_id} " in out
     # The loosened rule and the tightened ones all have rows to show (else the test proves little).
-    assert expected["hours_per_week.maximum"][0] > 20 and expected["role.enum"][0] > 20 and expected["zip.pattern"][1] > 0
+    assert (
+        expected["hours_per_week.maximum"][0] > 20 and expected["role.enum"][0] > 20 and expected["zip.pattern"][1] > 0
+    )
     for rule, (to_rejected, to_accepted) in expected.items():
         line = next(line for line in out.splitlines() if line.strip().startswith(rule + " "))
-        assert line.split() == [rule, str(to_rejected), "accepted", "->", "rejected", str(to_accepted), "rejected", "->", "accepted"], line
+        assert line.split() == [
+            rule,
+            str(to_rejected),
+            "accepted",
+            "->",
+            "rejected",
+            str(to_accepted),
+            "rejected",
+            "->",
+            "accepted",
+        ], line
     # Nothing changed: the uploads, their status and version, the published rows, no new run.
     assert query(home, "SELECT * FROM ingest.uploads ORDER BY upload_id") == before
     assert query(home, "SELECT count(*) FROM results.employee_roster") == published

@@ -27,7 +27,18 @@ from ingest_pipeline.core.reference import find_reference_table, read_reference_
 from ingest_pipeline.core.report import HEADER_FONT, TITLE_FONT, WRAPPED, _expectation, _list_name, _styled, _text
 
 LIST_VALUES_SHOWN = 500  # values of one lookup list written out; past this the count is said
-RULE_ORDER = ("required", "type", "min_length", "max_length", "pattern", "enum", "minimum", "maximum", "lookup", "unique")
+RULE_ORDER = (
+    "required",
+    "type",
+    "min_length",
+    "max_length",
+    "pattern",
+    "enum",
+    "minimum",
+    "maximum",
+    "lookup",
+    "unique",
+)
 TYPE_WORDS = {
     FieldType.STRING: "text",
     FieldType.INTEGER: "whole number",
@@ -85,7 +96,9 @@ def layout_sentences(spec: FileSpec) -> list[str]:
     if fmt.kind == FormatKind.FIXED_WIDTH:
         lines.insert(0, "Fixed-width text: one record per line, each field in the character positions given below.")
     else:
-        delimiter = {"\t": "tab", ",": "comma (,)", ";": "semicolon (;)", "|": "pipe (|)"}.get(fmt.delimiter, repr(fmt.delimiter))
+        delimiter = {"\t": "tab", ",": "comma (,)", ";": "semicolon (;)", "|": "pipe (|)"}.get(
+            fmt.delimiter, repr(fmt.delimiter)
+        )
         lines.insert(0, f"Delimited text, cells separated by {delimiter}; a cell holding the separator, a line break or "
                         f"a {fmt.quote} is enclosed in {fmt.quote} (a {fmt.quote} inside doubled).")  # fmt: skip
         if fmt.header:
@@ -97,7 +110,9 @@ def layout_sentences(spec: FileSpec) -> list[str]:
         lines.append(f"The first {fmt.skip_rows} line(s) are skipped (a banner).")
     lines.append("Surrounding spaces are ignored unless a field says otherwise; an empty cell is a missing value.")
     if spec.quality.max_error_rate is not None:
-        lines.append(f"A file with more than {spec.quality.max_error_rate:.0%} of its rows rejected is refused as a whole.")
+        lines.append(
+            f"A file with more than {spec.quality.max_error_rate:.0%} of its rows rejected is refused as a whole."
+        )
     return lines
 
 
@@ -140,7 +155,10 @@ def _rules(spec: FileSpec, f: FieldSpec) -> list[str]:
         rules = [f"{r} (a warning only: the row is still accepted)" for r in rules]
     for enrich in spec.enrich:
         if next(iter(enrich.on), None) == f.name:
-            rules.append(f"Matched with {_list_name(*enrich.scope_and_table)}" + (" (a match is required)" if enrich.required else ""))
+            rules.append(
+                f"Matched with {_list_name(*enrich.scope_and_table)}"
+                + (" (a match is required)" if enrich.required else "")
+            )
     return rules
 
 
@@ -168,7 +186,12 @@ def example_of(f: FieldSpec, lookup_values: list[str] | None) -> str:
     if f.type in (FieldType.DATE, FieldType.DATETIME):
         low = f.bound("minimum")
         example = date_example(f)
-        if low is not None and isinstance(low, dt.date) and dt.datetime.strptime(example, f.date_format).date() < (low.date() if isinstance(low, dt.datetime) else low):
+        if (
+            low is not None
+            and isinstance(low, dt.date)
+            and dt.datetime.strptime(example, f.date_format).date()
+            < (low.date() if isinstance(low, dt.datetime) else low)
+        ):
             return low.strftime(f.date_format)
         return example
     if f.type == FieldType.BOOLEAN:
@@ -195,7 +218,11 @@ def build_dictionary(spec: FileSpec, *, home: Path, filespecs_dir: Path, company
         if f.enum:
             allowed = ", ".join(f.enum)
         elif listed is not None:
-            allowed = f"a {listed.column} of {listed.title}" + (f" ({len(listed.values)} values, on the sheet Lists)" if listed.values is not None else f" ({listed.note})")
+            allowed = f"a {listed.column} of {listed.title}" + (
+                f" ({len(listed.values)} values, on the sheet Lists)"
+                if listed.values is not None
+                else f" ({listed.note})"
+            )
         else:
             allowed = ""
         dictionary.fields.append(DictionaryField(
@@ -285,7 +312,9 @@ def render_html(dictionary: Dictionary) -> str:
              f"<title>{e(dictionary.title)}</title><style>{HTML_STYLE}</style></head><body>",
              f"<h1>{e(dictionary.title)}</h1>", "<ul>"]  # fmt: skip
     parts += [f"<li>{e(line)}</li>" for line in dictionary.layout]
-    parts.append("</ul><h2>Fields</h2><table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in COLUMNS) + "</tr></thead><tbody>")
+    parts.append(
+        "</ul><h2>Fields</h2><table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in COLUMNS) + "</tr></thead><tbody>"
+    )
     for entry in dictionary.fields:
         cells = entry.cells()
         parts.append("<tr>" + "".join(

@@ -75,7 +75,9 @@ def judge_file(source: Path, spec: FileSpec, *, company_id: str, home: Path, fil
     files = UploadFiles(workspace, manifest)
     connection = scratch_connection(workspace, "1GB")
     try:
-        rejected = {row for (row,) in connection.execute(f"SELECT * FROM {sql_read_parquet(files.rejected_rows)}").fetchall()}
+        rejected = {
+            row for (row,) in connection.execute(f"SELECT * FROM {sql_read_parquet(files.rejected_rows)}").fetchall()
+        }
         messages = connection.execute(
             f"SELECT DISTINCT row_number, field, rule FROM ({files.all_messages()}) "
             "WHERE severity = 'error' AND row_number IS NOT NULL"
@@ -156,7 +158,9 @@ def _scratch_root(home: Path) -> Path:
 
 def impact_lines(impacts: list[UploadImpact], old_label: str, new_label: str) -> list[str]:
     """The report: one line per upload, then per rule, then the totals."""
-    lines = [f"impact of {new_label} against {old_label} (each upload's original file judged again, nothing published):"]
+    lines = [
+        f"impact of {new_label} against {old_label} (each upload's original file judged again, nothing published):"
+    ]
     rejected_by: Counter = Counter()
     accepted_by: Counter = Counter()
     compared = 0
@@ -179,7 +183,9 @@ def impact_lines(impacts: list[UploadImpact], old_label: str, new_label: str) ->
         lines.append("per rule (a row broken by two rules counts under each):")
         width = max(len(rule) for rule in rules)
         for rule in rules:
-            lines.append(f"  {rule.ljust(width)}  {rejected_by[rule]:>8} accepted -> rejected  {accepted_by[rule]:>8} rejected -> accepted")
+            lines.append(
+                f"  {rule.ljust(width)}  {rejected_by[rule]:>8} accepted -> rejected  {accepted_by[rule]:>8} rejected -> accepted"
+            )
     to_rejected = sum(i.to_rejected for i in impacts if not i.skipped)
     to_accepted = sum(i.to_accepted for i in impacts if not i.skipped)
     lines.append(f"total: {to_rejected} row(s) accepted -> rejected, {to_accepted} row(s) rejected -> accepted "
@@ -194,4 +200,6 @@ def frame_of(impacts: list[UploadImpact]) -> pl.DataFrame:
         for rule in set(impact.rejected_by) | set(impact.accepted_by):
             rows.append({"upload_id": impact.upload_id, "rule": rule, "to_rejected": impact.rejected_by[rule],
                          "to_accepted": impact.accepted_by[rule]})  # fmt: skip
-    return pl.DataFrame(rows, schema={"upload_id": pl.String, "rule": pl.String, "to_rejected": pl.Int64, "to_accepted": pl.Int64})
+    return pl.DataFrame(
+        rows, schema={"upload_id": pl.String, "rule": pl.String, "to_rejected": pl.Int64, "to_accepted": pl.Int64}
+    )

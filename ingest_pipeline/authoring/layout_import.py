@@ -20,31 +20,100 @@ from ingest_pipeline.core.filespec import FIELD_NAME_RE, LOOKUP_RE, FieldType, c
 
 # Normalised header text (lower case, letters and digits only) -> the layout column it is.
 HEADER_SYNONYMS = {
-    "name": ["fieldname", "field", "name", "column", "columnname", "colname", "element", "dataelement",
-             "elementname", "attribute", "variable", "item", "fieldid"],
+    "name": [
+        "fieldname",
+        "field",
+        "name",
+        "column",
+        "columnname",
+        "colname",
+        "element",
+        "dataelement",
+        "elementname",
+        "attribute",
+        "variable",
+        "item",
+        "fieldid",
+    ],
     "source": ["header", "headertext", "source", "sourcecolumn", "columnheader", "heading"],
-    "start": ["start", "startpos", "startposition", "startcol", "startcolumn", "from", "begin", "beg",
-              "frompos", "fromposition", "positionfrom", "startat"],
-    "end": ["end", "endpos", "endposition", "endcol", "endcolumn", "to", "topos", "toposition", "positionto",
-            "stop", "thru", "through"],
+    "start": [
+        "start",
+        "startpos",
+        "startposition",
+        "startcol",
+        "startcolumn",
+        "from",
+        "begin",
+        "beg",
+        "frompos",
+        "fromposition",
+        "positionfrom",
+        "startat",
+    ],
+    "end": [
+        "end",
+        "endpos",
+        "endposition",
+        "endcol",
+        "endcolumn",
+        "to",
+        "topos",
+        "toposition",
+        "positionto",
+        "stop",
+        "thru",
+        "through",
+    ],
     "width": ["width", "fieldwidth", "size", "fieldsize", "bytes", "fieldlength", "len", "length"],
     "position": ["position", "positions", "pos", "columns", "cols", "location", "startend", "fromto"],
     "type": ["type", "datatype", "fieldtype", "dtype", "kind", "class"],
     "format": ["format", "dateformat", "mask", "picture", "pic", "formatmask", "displayformat"],
-    "required": ["required", "mandatory", "req", "yn", "mandatoryyn", "requiredyn", "mo", "must",
-                 "isrequired", "notnull"],
+    "required": [
+        "required",
+        "mandatory",
+        "req",
+        "yn",
+        "mandatoryyn",
+        "requiredyn",
+        "mo",
+        "must",
+        "isrequired",
+        "notnull",
+    ],
     "optional": ["optional", "nullable", "allownull", "allowsnull", "isnullable"],
     "max_length": ["maxlength", "maxlen", "maximumlength", "maxchars", "maxsize"],
     "min_length": ["minlength", "minlen", "minimumlength", "minchars"],
-    "enum": ["allowedvalues", "validvalues", "values", "codes", "validcodes", "domain", "permittedvalues",
-             "listofvalues", "lov", "enum", "acceptablevalues", "possiblevalues"],
+    "enum": [
+        "allowedvalues",
+        "validvalues",
+        "values",
+        "codes",
+        "validcodes",
+        "domain",
+        "permittedvalues",
+        "listofvalues",
+        "lov",
+        "enum",
+        "acceptablevalues",
+        "possiblevalues",
+    ],
     "pattern": ["pattern", "regex", "regexp", "regularexpression"],
     "minimum": ["minimum", "minvalue", "min", "lowest", "from value"],
     "maximum": ["maximum", "maxvalue", "max", "highest"],
     "unique": ["unique", "uniquekey", "isunique", "key", "primarykey", "pk"],
     "lookup": ["lookup", "reference", "lookuptable", "referencelist"],
-    "description": ["description", "desc", "definition", "meaning", "comments", "comment", "notes", "remarks",
-                    "fielddescription", "businessdescription"],
+    "description": [
+        "description",
+        "desc",
+        "definition",
+        "meaning",
+        "comments",
+        "comment",
+        "notes",
+        "remarks",
+        "fielddescription",
+        "businessdescription",
+    ],
 }
 HEADER_OF = {synonym: column for column, synonyms in HEADER_SYNONYMS.items() for synonym in synonyms}
 # A layout sheet's header row must name the field and at least one other thing about it.
@@ -52,12 +121,57 @@ MIN_HEADER_MATCHES = 2
 HEADER_SEARCH_ROWS = 30
 
 TYPE_WORDS = {
-    FieldType.STRING: ["string", "str", "text", "char", "character", "varchar", "nvarchar", "alpha", "alphanumeric",
-                       "an", "a", "x", "c", "s", "pic x", "varchar2", "nchar", "memo", "code"],
-    FieldType.INTEGER: ["integer", "int", "bigint", "smallint", "whole number", "number", "numeric", "num", "n",
-                        "9", "pic 9", "long", "i", "count"],
-    FieldType.DECIMAL: ["decimal", "dec", "money", "currency", "amount", "float", "double", "real", "number with decimals",
-                        "numeric with decimals", "signed decimal", "f"],
+    FieldType.STRING: [
+        "string",
+        "str",
+        "text",
+        "char",
+        "character",
+        "varchar",
+        "nvarchar",
+        "alpha",
+        "alphanumeric",
+        "an",
+        "a",
+        "x",
+        "c",
+        "s",
+        "pic x",
+        "varchar2",
+        "nchar",
+        "memo",
+        "code",
+    ],
+    FieldType.INTEGER: [
+        "integer",
+        "int",
+        "bigint",
+        "smallint",
+        "whole number",
+        "number",
+        "numeric",
+        "num",
+        "n",
+        "9",
+        "pic 9",
+        "long",
+        "i",
+        "count",
+    ],
+    FieldType.DECIMAL: [
+        "decimal",
+        "dec",
+        "money",
+        "currency",
+        "amount",
+        "float",
+        "double",
+        "real",
+        "number with decimals",
+        "numeric with decimals",
+        "signed decimal",
+        "f",
+    ],
     FieldType.DATE: ["date", "d", "dt"],
     FieldType.DATETIME: ["datetime", "timestamp", "date time", "date/time", "ts"],
     FieldType.BOOLEAN: ["boolean", "bool", "flag", "y/n", "yes/no", "yn", "indicator", "bit", "logical"],
@@ -320,7 +434,9 @@ def import_layout(path: Path, form_type: str, sheet: str | None = None) -> Impor
     for row_index in range(header_index + 1, len(rows)):
         row = rows[row_index]
         cells = {columns[i]: (row[i] if i < len(row) else "") for i in columns}
-        extra = {header[i]: row[i] for i in range(min(len(row), len(header))) if i not in columns and header[i] and row[i]}
+        extra = {
+            header[i]: row[i] for i in range(min(len(row), len(header))) if i not in columns and header[i] and row[i]
+        }
         if not any(row):
             continue
         raw_name = cells.get("name", "")
@@ -495,7 +611,8 @@ def _comment(text: str) -> str:
 def render_yaml(result: ImportResult, path: Path) -> str:
     lines = [
         f"# Imported by `ingest-pipeline import-spec` from {path.name}"
-        + (f" (sheet {result.sheet!r})" if result.sheet else "") + f", header row {result.header_row}.",
+        + (f" (sheet {result.sheet!r})" if result.sheet else "")
+        + f", header row {result.header_row}.",
         _comment("Columns read: " + ", ".join(f"{h!r} as {c}" for h, c in result.matched.items()) + "."),
     ]
     if result.unmapped:
@@ -503,7 +620,7 @@ def render_yaml(result: ImportResult, path: Path) -> str:
         lines.extend(_comment(f"  - {line}") for line in result.unmapped)
     lines += [f"form_type: {result.form_type}", "version: 1", "format:", f"  kind: {result.kind}"]
     if result.kind == "delimited":
-        lines += ["  delimiter: \",\"", "  header: true"]
+        lines += ['  delimiter: ","', "  header: true"]
     lines.append("fields:")
     for spec in result.fields:
         for note in result.notes.get(spec["name"], []):

@@ -18,7 +18,9 @@ SPEC_COMMANDS = ("import-spec", "export-spec", "spec-diff")
 
 def add_spec_commands(commands, with_home) -> None:
     """Adds `import-spec`, `export-spec`, `spec-diff`, and `--impact` / `--spec` to `backfill`."""
-    imp = commands.add_parser("import-spec", help="turn a layout sheet (.xlsx, .xls, .csv; one row per field) into a filespec")
+    imp = commands.add_parser(
+        "import-spec", help="turn a layout sheet (.xlsx, .xls, .csv; one row per field) into a filespec"
+    )
     imp.add_argument("layout", help="the layout sheet")
     imp.add_argument("--form-type", required=True, help="the new form type's id ([a-z][a-z0-9_]*)")
     imp.add_argument("--out", required=True, help="the filespec to write (<form_type>.yaml)")
@@ -30,7 +32,9 @@ def add_spec_commands(commands, with_home) -> None:
     exp.add_argument("--company", help="also list this company's own lookup lists (company.<table>)")
     with_home(exp)
 
-    diff = commands.add_parser("spec-diff", help="list the rule changes between two filespecs (exit 0 same, 1 different)")
+    diff = commands.add_parser(
+        "spec-diff", help="list the rule changes between two filespecs (exit 0 same, 1 different)"
+    )
     diff.add_argument("old")
     diff.add_argument("new")
 
@@ -49,7 +53,9 @@ def check_backfill_args(args: argparse.Namespace, usage_error) -> None:
 
 
 def run_spec_command(args: argparse.Namespace) -> int:
-    return {"import-spec": cmd_import_spec, "export-spec": cmd_export_spec, "spec-diff": cmd_spec_diff}[args.command](args)
+    return {"import-spec": cmd_import_spec, "export-spec": cmd_export_spec, "spec-diff": cmd_spec_diff}[args.command](
+        args
+    )
 
 
 def _usage(message: str) -> int:
@@ -131,7 +137,9 @@ def _load_either(path: str):
         return parse_filespec(yaml.load(Path(path).read_text(encoding="utf-8"), Loader=FilespecLoader), path)
 
 
-def backfill_impact(args: argparse.Namespace, *, home: Path, filespecs: Path, spec, uploads: list[dict], scope: str) -> int:
+def backfill_impact(
+    args: argparse.Namespace, *, home: Path, filespecs: Path, spec, uploads: list[dict], scope: str
+) -> int:
     """`backfill --dry-run --impact`: the uploads judged again under the new filespec, compared row by row."""
     from ingest_pipeline.authoring.impact import impact_lines, upload_impact
 

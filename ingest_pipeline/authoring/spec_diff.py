@@ -74,7 +74,9 @@ def diff_specs(old: FileSpec, new: FileSpec) -> list[str]:
         if other is not None:
             for key in ("on", "add", "required"):
                 if getattr(enrich, key) != getattr(other, key):
-                    lines.append(f"enrich {lookup}: {key} {_show(getattr(enrich, key))} -> {_show(getattr(other, key))}")
+                    lines.append(
+                        f"enrich {lookup}: {key} {_show(getattr(enrich, key))} -> {_show(getattr(other, key))}"
+                    )
     return lines
 
 
