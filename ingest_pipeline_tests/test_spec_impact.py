@@ -127,6 +127,26 @@ def test_impact_counts_rows_that_flip_exactly_and_changes_nothing(env, tmp_path,
     total = next(line for line in out.splitlines() if line.startswith("total:"))
     assert total in default_out
 
+    # A gate the new rules' rejects exceed is named per upload.
+    gated = tmp_path / "gated" / "employee_roster.yaml"
+    gated.parent.mkdir()
+    gated.write_text(new_spec.read_text().replace("max_error_rate: 0.9", "max_error_rate: 0.05"))
+    assert (
+        cli(
+            home, filespecs, "backfill", "--form-type", "employee_roster", "--dry-run", "--impact", "--spec", str(gated)
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.count("now FAILS the quality gate (") == 2
+
+    # Once an upload's work folder (with the filespec it was judged by) is removed, it is not guessed at.
+    removed = uploads[0][0]
+    shutil.rmtree(home / "work" / removed)
+    assert cli(home, filespecs, "backfill", "--form-type", "employee_roster", "--dry-run", "--impact") == 0
+    out = capsys.readouterr().out
+    assert f"upload {removed} (acme): not compared: its work folder (with the filespec version 1" in out
+    assert "in 1 of 2 upload(s)" in out
+
 
 def test_impact_needs_dry_run_and_spec_needs_impact(env, capsys):
     home, filespecs = env

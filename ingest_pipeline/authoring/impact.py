@@ -24,6 +24,7 @@ from ingest_pipeline.core.filespec import FileSpec
 from ingest_pipeline.core.judge import ChunkJudge
 from ingest_pipeline.core.merge import UploadFiles, profile_columns, scratch_connection
 from ingest_pipeline.core.prepare import UploadWorkspace, prepare_chunks
+from ingest_pipeline.core.quality import judge_error_rate
 from ingest_pipeline.core.reference import snapshot_reference_data
 from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
 from ingest_pipeline.core.sql import sql_read_parquet
@@ -50,6 +51,9 @@ class UploadImpact:
     new_failure: str | None = None
     to_rejected: int = 0
     to_accepted: int = 0
+    rows_rejected: tuple[int, int] = (0, 0)  # (old, new)
+    gate: tuple[bool, bool] = (True, True)  # the quality gate (max_error_rate) passed, (old, new)
+    gate_reason: str | None = None  # why the new spec's gate fails
     rejected_by: Counter = field(default_factory=Counter)  # rule -> rows it newly rejects
     accepted_by: Counter = field(default_factory=Counter)  # rule -> newly accepted rows it rejected
 
@@ -99,6 +103,7 @@ def compare(old: Judgement, new: Judgement, impact: UploadImpact) -> UploadImpac
     to_rejected = new.rejected - old.rejected
     to_accepted = old.rejected - new.rejected
     impact.to_rejected, impact.to_accepted = len(to_rejected), len(to_accepted)
+    impact.rows_rejected = (len(old.rejected), len(new.rejected))
     for row in to_rejected:
         impact.rejected_by.update(new.errors.get(row, ()))
     for row in to_accepted:
@@ -145,7 +150,12 @@ def upload_impact(upload: dict, new_spec: FileSpec, *, home: Path, filespecs_dir
                     impact.skipped = str(error)
                     return impact
                 sides.append(Judgement(str(error), 0, set(), {}))
-        return compare(sides[0], sides[1], impact)
+        compare(sides[0], sides[1], impact)
+        if not (impact.old_failure or impact.new_failure):
+            old_gate = judge_error_rate(impact.rows_total, impact.rows_rejected[0], old_spec.quality.max_error_rate)
+            new_gate = judge_error_rate(impact.rows_total, impact.rows_rejected[1], new_spec.quality.max_error_rate)
+            impact.gate, impact.gate_reason = (old_gate.passed, new_gate.passed), new_gate.reason
+        return impact
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -174,8 +184,11 @@ def impact_lines(impacts: list[UploadImpact], old_label: str, new_label: str) ->
                          f"{'failed' if impact.old_failure else 'completed'} -> {'fails' if impact.new_failure else 'completes'}"
                          + (f": {impact.new_failure}" if impact.new_failure else ""))  # fmt: skip
             continue
-        lines.append(f"upload {impact.upload_id} ({impact.company_id}): {impact.rows_total} rows, "
-                     f"{impact.to_rejected} accepted -> rejected, {impact.to_accepted} rejected -> accepted")  # fmt: skip
+        gate = {(True, True): "", (False, False): "; still fails the quality gate", (False, True): "; now passes the quality gate",
+                (True, False): f"; now FAILS the quality gate ({impact.gate_reason})"}[impact.gate]  # fmt: skip
+        lines.append(f"upload {impact.upload_id} ({impact.company_id}): {impact.rows_total} rows, rejected "
+                     f"{impact.rows_rejected[0]} -> {impact.rows_rejected[1]}: {impact.to_rejected} accepted -> rejected, "
+                     f"{impact.to_accepted} rejected -> accepted{gate}")  # fmt: skip
         rejected_by.update(impact.rejected_by)
         accepted_by.update(impact.accepted_by)
     rules = sorted(set(rejected_by) | set(accepted_by))
