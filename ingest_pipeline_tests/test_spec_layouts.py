@@ -285,3 +285,17 @@ def test_spec_diff_exit_codes(tmp_path, capsys):
     broken.write_text("form_type: broken\nfeilds: []\n")
     assert main(["spec-diff", str(old), str(broken)]) == 2
     assert "unknown key 'feilds'" in capsys.readouterr().err
+
+
+def test_the_imported_filespec_ingests_a_file_that_follows_it(tmp_path, command_environment, capsys):
+    filespecs = tmp_path / "filespecs"
+    filespecs.mkdir()
+    layout = LAYOUTS / "employee_roster_fixed_layout.xls"
+    assert main(["import-spec", str(layout), "--form-type", "employee_roster_fixed",
+                 "--out", str(filespecs / "employee_roster_fixed.yaml")]) == 0  # fmt: skip
+    common = ["--home", str(tmp_path / "home"), "--filespecs", str(filespecs)]
+    data = tmp_path / "roster.txt"
+    assert main(["generate", "--form-type", "employee_roster_fixed", "--rows", "50", "--out", str(data), *common]) == 0
+    capsys.readouterr()
+    assert main(["run", str(data), "--company", "acme", "--form-type", "employee_roster_fixed", *common]) == 0
+    assert "rows: 50 total, 50 accepted, 0 rejected" in capsys.readouterr().out
