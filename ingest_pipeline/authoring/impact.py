@@ -17,8 +17,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import polars as pl
-
 from ingest_pipeline.core.errors import IngestError
 from ingest_pipeline.core.filespec import FileSpec
 from ingest_pipeline.core.judge import ChunkJudge
@@ -27,18 +25,22 @@ from ingest_pipeline.core.prepare import UploadWorkspace, prepare_chunks
 from ingest_pipeline.core.quality import judge_error_rate
 from ingest_pipeline.core.reference import snapshot_reference_data
 from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
-from ingest_pipeline.core.sql import sql_read_parquet
+from ingest_pipeline.core.sql import scratch_duckdb, sql_read_parquet, sql_text
 from ingest_pipeline.core.storage import AZURE_URI_SCHEME
+
+IMPACT_MEMORY_LIMIT = "1GB"  # DuckDB's, for the comparison; it spills to the scratch folder beyond
 
 
 @dataclass
 class Judgement:
-    """One file judged under one filespec: the upload's failure, or its rows' error rules."""
+    """One file judged under one filespec: the upload's failure, or where its rejected rows and
+    their error rules are (Parquet in the scratch folder; an upload's rows need not fit in memory)."""
 
     failure: str | None
     rows_total: int
-    rejected: set[int]
-    errors: dict[int, set[str]]  # row number -> the `field.rule` (or `rule`) errors it has
+    rows_rejected: int = 0
+    rejected: Path | None = None  # one column: the rejected rows' numbers
+    errors: Path | None = None  # (row_number, rule): the `field.rule` (or `rule`) errors of each row
 
 
 @dataclass
@@ -58,10 +60,6 @@ class UploadImpact:
     accepted_by: Counter = field(default_factory=Counter)  # rule -> newly accepted rows it rejected
 
 
-def rule_key(field_name: str | None, rule: str) -> str:
-    return f"{field_name}.{rule}" if field_name else rule
-
-
 def judge_file(source: Path, spec: FileSpec, *, company_id: str, home: Path, filespecs_dir: Path,
                scratch: Path, expected_sha256: str | None = None) -> Judgement:  # fmt: skip
     """Judge `source` under `spec` in `scratch` as the validate stages would, in this process."""
@@ -71,43 +69,52 @@ def judge_file(source: Path, spec: FileSpec, *, company_id: str, home: Path, fil
         manifest = prepare_chunks(stream, spec, workspace, upload_id="impact", company_id=company_id,
                                   source=str(source), expected_sha256=expected_sha256)  # fmt: skip
     if manifest.failure:
-        return Judgement(manifest.failure, manifest.rows_total, set(), {})
+        return Judgement(manifest.failure, manifest.rows_total)
     judge = ChunkJudge(spec, load_reference_snapshot(spec, workspace))
     for chunk in manifest.chunks:
         scan_chunk(spec, manifest, chunk, workspace, judge)
-    profile_columns(spec, manifest, workspace)
+    counts = profile_columns(spec, manifest, workspace)
     files = UploadFiles(workspace, manifest)
-    connection = scratch_connection(workspace, "1GB")
+    errors = scratch / "row_errors.parquet"
+    connection = scratch_connection(workspace, IMPACT_MEMORY_LIMIT)
     try:
-        rejected = {
-            row for (row,) in connection.execute(f"SELECT * FROM {sql_read_parquet(files.rejected_rows)}").fetchall()
-        }
-        messages = connection.execute(
-            f"SELECT DISTINCT row_number, field, rule FROM ({files.all_messages()}) "
-            "WHERE severity = 'error' AND row_number IS NOT NULL"
-        ).fetchall()
+        connection.execute(
+            f"COPY (SELECT DISTINCT row_number, CASE WHEN field IS NULL THEN rule ELSE field || '.' || rule END AS rule "
+            f"FROM ({files.all_messages()}) WHERE severity = 'error' AND row_number IS NOT NULL) "
+            f"TO {sql_text(str(errors))} (FORMAT parquet)"
+        )  # fmt: skip
     finally:
         connection.close()
-    errors: dict[int, set[str]] = {}
-    for row, field_name, rule in messages:
-        errors.setdefault(row, set()).add(rule_key(field_name, rule))
-    return Judgement(None, manifest.rows_total, rejected, errors)
+    return Judgement(None, manifest.rows_total, counts.rows_rejected, files.rejected_rows, errors)
 
 
-def compare(old: Judgement, new: Judgement, impact: UploadImpact) -> UploadImpact:
-    """Fill `impact` with the rows whose outcome differs between the two judgements."""
+def compare(old: Judgement, new: Judgement, impact: UploadImpact, scratch: Path) -> UploadImpact:
+    """Fill `impact` with the rows whose outcome differs between the two judgements (in DuckDB)."""
     impact.rows_total = max(old.rows_total, new.rows_total)
     impact.old_failure, impact.new_failure = old.failure, new.failure
     if old.failure or new.failure:
         return impact
-    to_rejected = new.rejected - old.rejected
-    to_accepted = old.rejected - new.rejected
-    impact.to_rejected, impact.to_accepted = len(to_rejected), len(to_accepted)
-    impact.rows_rejected = (len(old.rejected), len(new.rejected))
-    for row in to_rejected:
-        impact.rejected_by.update(new.errors.get(row, ()))
-    for row in to_accepted:
-        impact.accepted_by.update(old.errors.get(row, ()))
+    impact.rows_rejected = (old.rows_rejected, new.rows_rejected)
+    connection = scratch_duckdb(IMPACT_MEMORY_LIMIT, scratch / "duckdb_tmp")
+    try:
+        for name, path in (("old_rejected", old.rejected), ("new_rejected", new.rejected)):
+            connection.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {sql_read_parquet(path)} AS t(row_number)")
+        connection.execute(f"CREATE TEMP VIEW old_errors AS SELECT * FROM {sql_read_parquet(old.errors)}")
+        connection.execute(f"CREATE TEMP VIEW new_errors AS SELECT * FROM {sql_read_parquet(new.errors)}")
+        for flipped, (into, out_of, errors) in {
+            "to_rejected": ("new_rejected", "old_rejected", "new_errors"),
+            "to_accepted": ("old_rejected", "new_rejected", "old_errors"),
+        }.items():  # fmt: skip
+            connection.execute(
+                f"CREATE TEMP TABLE {flipped} AS SELECT row_number FROM {into} ANTI JOIN {out_of} USING (row_number)"
+            )
+            setattr(impact, flipped, connection.execute(f"SELECT count(*) FROM {flipped}").fetchone()[0])
+            by_rule = connection.execute(
+                f"SELECT rule, count(*) FROM {flipped} JOIN {errors} USING (row_number) GROUP BY rule"
+            ).fetchall()
+            (impact.rejected_by if flipped == "to_rejected" else impact.accepted_by).update(dict(by_rule))
+    finally:
+        connection.close()
     return impact
 
 
@@ -149,8 +156,8 @@ def upload_impact(upload: dict, new_spec: FileSpec, *, home: Path, filespecs_dir
                 if name == "old" or "changed since it was registered" in str(error):
                     impact.skipped = str(error)
                     return impact
-                sides.append(Judgement(str(error), 0, set(), {}))
-        compare(sides[0], sides[1], impact)
+                sides.append(Judgement(str(error), 0))
+        compare(sides[0], sides[1], impact, scratch)
         if not (impact.old_failure or impact.new_failure):
             old_gate = judge_error_rate(impact.rows_total, impact.rows_rejected[0], old_spec.quality.max_error_rate)
             new_gate = judge_error_rate(impact.rows_total, impact.rows_rejected[1], new_spec.quality.max_error_rate)
@@ -204,15 +211,3 @@ def impact_lines(impacts: list[UploadImpact], old_label: str, new_label: str) ->
     lines.append(f"total: {to_rejected} row(s) accepted -> rejected, {to_accepted} row(s) rejected -> accepted "
                  f"in {compared} of {len(impacts)} upload(s)")  # fmt: skip
     return lines
-
-
-def frame_of(impacts: list[UploadImpact]) -> pl.DataFrame:
-    """The per-rule counts as a table (for tests and callers that want numbers, not text)."""
-    rows = []
-    for impact in impacts:
-        for rule in set(impact.rejected_by) | set(impact.accepted_by):
-            rows.append({"upload_id": impact.upload_id, "rule": rule, "to_rejected": impact.rejected_by[rule],
-                         "to_accepted": impact.accepted_by[rule]})  # fmt: skip
-    return pl.DataFrame(
-        rows, schema={"upload_id": pl.String, "rule": pl.String, "to_rejected": pl.Int64, "to_accepted": pl.Int64}
-    )
