@@ -86,9 +86,10 @@ def cmd_import_spec(args: argparse.Namespace) -> int:
 
 
 def _spec_of(name: str, filespecs: Path):
+    """A form type of the filespecs folder, or a filespec file under any name (`roster.v2.yaml`)."""
     path = Path(name)
     if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
-        return load_filespec(path)
+        return _load_either(name)
     return load_form_type(name, filespecs)
 
 
