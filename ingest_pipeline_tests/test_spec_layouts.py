@@ -299,3 +299,20 @@ def test_the_imported_filespec_ingests_a_file_that_follows_it(tmp_path, command_
     capsys.readouterr()
     assert main(["run", str(data), "--company", "acme", "--form-type", "employee_roster_fixed", *common]) == 0
     assert "rows: 50 total, 50 accepted, 0 rejected" in capsys.readouterr().out
+
+
+def test_columns_the_layout_kind_does_not_use_are_reported_not_ignored(tmp_path):
+    delimited = tmp_path / "delimited.csv"
+    delimited.write_text("Name,Len,Max Length,Type\nCode,3,3,X\n")  # a width beside a max length, no position
+    result = import_layout(delimited, "d")
+    assert result.kind == "delimited" and result.fields == [{"name": "code", "max_length": 3}]
+    assert sum("which a delimited (no start or position column) layout does not use" in u for u in result.unmapped) == 2
+    assert (
+        "# not mapped: column 'Len': '3'" in result.yaml_text and "# not mapped: column 'End': '3'" in result.yaml_text
+    )
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text("Name,End,Width,Header\nCode,3,3,CODE\nRest,10,7,REST\n")
+    result = import_layout(fixed, "f")
+    assert result.kind == "fixed_width"
+    assert [(f["start"], f["width"]) for f in result.fields] == [(1, 3), (4, 7)]
+    assert any("column 'Header' is a delimited file's header text" in u for u in result.unmapped)

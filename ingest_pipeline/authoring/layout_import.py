@@ -420,13 +420,23 @@ def import_layout(path: Path, form_type: str, sheet: str | None = None) -> Impor
             continue
         columns[index] = column
         matched[text] = column
-    has_positions = any(c in columns.values() for c in ("start", "position"))
+    present = set(columns.values())
+    has_positions = bool(present & {"start", "position"}) or {"end", "width"} <= present
     if not has_positions:
         # Without positions a "Length" is the longest allowed text, not a width.
         for index, column in list(columns.items()):
-            if column == "width" and "max_length" not in columns.values():
+            if column == "width" and "max_length" not in present:
                 columns[index] = "max_length"
                 matched[header[index]] = "max_length"
+    # A column the layout's kind has no use for is reported and kept as comments, not ignored.
+    unused = {"source"} if has_positions else {"start", "end", "width", "position"}
+    for index, column in list(columns.items()):
+        if column in unused:
+            del columns[index], matched[header[index]]
+            what = "a delimited file's header text" if column == "source" else f"a position ({column})"
+            kind_text = "fixed_width" if has_positions else "delimited (no start or position column)"
+            unmapped.append(f"column {header[index]!r} is {what}, which a {kind_text} layout does not use: "
+                            "its values are kept as comments beside each field")  # fmt: skip
     kind = "fixed_width" if has_positions else "delimited"
     fields: list[dict] = []
     notes: dict[str, list[str]] = {}
@@ -488,6 +498,8 @@ def _field(name: str, raw_name: str, cells: dict[str, str], kind: str) -> tuple[
                 start = _int(position)
             else:
                 problems.append(f"position {position!r} is not start-end (e.g. 1-10)")
+        if start is None and end is not None and width is not None:
+            start = end - width + 1
         if width is None and start is not None and end is not None:
             width = end - start + 1
         elif start is not None and end is not None and end - start + 1 != width:
