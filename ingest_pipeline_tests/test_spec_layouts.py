@@ -314,3 +314,25 @@ def test_columns_the_layout_kind_does_not_use_are_reported_not_ignored(tmp_path)
     assert result.kind == "fixed_width"
     assert [(f["start"], f["width"]) for f in result.fields] == [(1, 3), (4, 7)]
     assert any("column 'Header' is a delimited file's header text" in u for u in result.unmapped)
+
+
+def test_a_workbook_layout_is_found_past_a_cover_sheet(tmp_path, capsys):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.title = "Cover"
+    workbook.active.append(["Layout of the claims feed, see next sheet"])
+    layout = workbook.create_sheet("Fields")
+    layout.append(["Column", "Data Type", "Required", "Minimum"])
+    layout.append(["Claim Amount", "Decimal", "Y", 0.5])
+    layout.append(["Visits", "Integer", "N", 3])
+    path = tmp_path / "claims.xlsx"
+    workbook.save(path)
+    result = import_layout(path, "claims_feed")
+    assert result.sheet == "Fields" and [f["name"] for f in result.fields] == ["claim_amount", "visits"]
+    assert result.fields[0]["minimum"] == "0.5" and result.fields[1]["minimum"] == "3"
+    out = tmp_path / "claims_feed.yaml"
+    assert main(["import-spec", str(path), "--form-type", "claims_feed", "--out", str(out), "--sheet", "Nope"]) == 2
+    assert "no sheet 'Nope' (it has Cover, Fields)" in capsys.readouterr().err
+    assert main(["import-spec", str(path), "--form-type", "claims_feed", "--out", str(out), "--sheet", "Fields"]) == 0
+    assert load_filespec(out).field("claim_amount").source == "Claim Amount"
