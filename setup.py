@@ -22,6 +22,7 @@ setup(
         "azure-storage-blob==12.31.1",
         "azure-identity==1.27.0",
         "openpyxl==3.1.5",
+        "xlrd==2.0.2",  # legacy .xls layout sheets (import-spec)
         "psutil==7.2.2",
         "fastapi==0.165.0",
         "uvicorn==0.54.0",

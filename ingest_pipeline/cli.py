@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="launch a Dagster backfill of them on the home's instance (the daemon runs it) and print its UI link")  # fmt: skip
     with_home(backfill)
 
+    from ingest_pipeline.authoring.spec_commands import add_spec_commands
+
+    add_spec_commands(commands, with_home)  # import-spec, export-spec, spec-diff, backfill --impact (authoring/spec_commands.py)
+
     report = commands.add_parser("report", help="write an upload's client report (.xlsx)")
     report.add_argument("upload_id")
     report.add_argument("--out", required=True, help="the .xlsx file to write")
@@ -164,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             from ingest_pipeline.api.commands import run_command
 
             return run_command(args)
+        from ingest_pipeline.authoring.spec_commands import SPEC_COMMANDS, run_spec_command
+
+        if args.command in SPEC_COMMANDS:
+            return run_spec_command(args)
         handler = {"run": cmd_run, "status": cmd_status, "check-spec": cmd_check_spec, "generate": cmd_generate,
                    "ui": cmd_ui, "backfill": cmd_backfill, "report": cmd_report, "sql": cmd_sql,
                    "webhooks": cmd_webhooks, "work-folders": cmd_work_folders, "retry": cmd_retry,
@@ -507,6 +515,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if not FORM_TYPE_RE.fullmatch(args.form_type):
         raise UsageError(f"{args.form_type!r} is not a form type name ([a-z][a-z0-9_]*)")
     _check_company(args.company)
+    from ingest_pipeline.authoring.spec_commands import backfill_impact, check_backfill_args
+
+    check_backfill_args(args, UsageError)
     try:
         since = dt.date.fromisoformat(args.since) if args.since else None
     except ValueError:
@@ -524,6 +535,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if not uploads:
         print(f"no uploads of {scope} in {warehouse.path}")
         return EXIT_OK
+    if args.impact:
+        return backfill_impact(args, home=home, filespecs=filespecs, spec=spec, uploads=uploads, scope=scope)
     if args.dry_run:
         for u in uploads:
             print(f"{u['upload_id']}  {u['company_id']}  {_show(u['received_at'])}  {u['status']}  {u['source']}")

@@ -1,0 +1,1 @@
+"""Writing filespecs: drafting, importing, exporting and comparing them (issue 11)."""
