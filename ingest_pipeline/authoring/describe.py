@@ -27,6 +27,7 @@ from ingest_pipeline.core.filespec import (
     FormatKind,
     check_pattern_dialect,
 )
+from ingest_pipeline.core.home import PROJECT_ROOT
 from ingest_pipeline.core.judge import date_shape
 
 DEFAULT_SAMPLE_ROWS = 50_000
@@ -217,7 +218,7 @@ class ColumnProfile:
     distinct: set | None = field(default_factory=set)  # up to ENUM_MAX_VALUES + 1 texts, then None
     seen_values: set | None = field(default_factory=set)  # every text, until one repeats (then None)
     integer: bool = True
-    leading_zero: bool = False
+    leading_zero: str | bool = False  # the first value with a leading zero
     decimal: bool = True
     has_point: bool = False
     decimal_digits: int = 0
@@ -261,7 +262,7 @@ class ColumnProfile:
                 if not INTEGER_TEXT.fullmatch(text) or not INT64_MIN <= int(text) <= INT64_MAX:
                     self.integer = False
                 elif len(digits) > 1 and digits.startswith("0"):
-                    self.leading_zero = True  # "0123": an integer would read it as 123
+                    self.leading_zero = self.leading_zero or text  # "0123": an integer would read it as 123
             if self.decimal:
                 if not DECIMAL_TEXT.fullmatch(text):
                     self.decimal = False
@@ -358,7 +359,7 @@ def _infer_type(profile: ColumnProfile) -> tuple[str, str, object]:
     if profile.decimal and profile.has_point and profile.decimal_digits <= MAX_EXACT_DECIMAL_DIGITS:
         return "decimal", f"all {values} are decimal numbers{example}", None
     if profile.integer and profile.leading_zero:
-        return "string", f"digits with leading zeros{example}, which an integer would drop", None
+        return "string", f"digits with leading zeros (e.g. {profile.leading_zero}), which an integer would drop", None
     return "string", None, None
 
 
@@ -483,7 +484,9 @@ def _line(indent: str, key: str, value: object, evidence: str | None) -> str:
 
 def render_yaml(draft: Draft, out: Path) -> str:
     """The draft as a commented filespec YAML, referencing the JSON Schema for editors."""
-    schema = os.path.relpath(SCHEMA_PATH, Path(out).resolve().parent)
+    folder = Path(out).resolve().parent
+    # Relative within the project (its filespecs/ say ../ingest_pipeline/...), else absolute.
+    schema = os.path.relpath(SCHEMA_PATH, folder) if folder.is_relative_to(PROJECT_ROOT) else str(SCHEMA_PATH)
     lines = [
         f"# yaml-language-server: $schema={schema}",
         f"# Draft filespec inferred by `ingest-pipeline describe` from {Path(draft.source).name}: {'; '.join(draft.notes)}.",
