@@ -300,7 +300,7 @@ class InferredField:
     keys: list[tuple[str, object, str | None]]  # (key, value, evidence comment)
 
 
-def infer_field(name: str, source: str | None, profile: ColumnProfile, position: tuple[int, int] | None) -> InferredField:
+def infer_field(name: str, source: str | None, profile: ColumnProfile, position: tuple[int, int, str] | None) -> InferredField:
     """The rules the whole profiled sample meets, with their evidence."""
     rows, values = profile.rows, profile.values
     n = f"{rows:,} rows"
@@ -309,7 +309,7 @@ def infer_field(name: str, source: str | None, profile: ColumnProfile, position:
         keys.append(("source", source, "the header's text"))
     if position is not None:
         keys.append(("start", position[0], None))
-        keys.append(("width", position[1], f"columns {position[0]}-{position[0] + position[1] - 1}: spaces on every line around them"))
+        keys.append(("width", position[1], f"characters {position[0]}-{position[0] + position[1] - 1}: {position[2]}"))
     if values == 0:
         keys.append(("type", "string", f"every cell is empty in {n}: nothing to infer"))
         return InferredField(name, keys)
@@ -397,22 +397,33 @@ def describe_sample(path: Path, form_type: str, kind: str | None = None, sample_
         lines = [line for line in lines if line]
         if not lines:
             raise DescribeError("has no lines to describe")
-        columns = fixed_width_columns(lines)
+        first_words = [(m.start() + 1, m.group()) for m in re.finditer(r"\S+", lines[0])]
+        header, why = looks_like_header([word for _, word in first_words], [])
+        header = header and len(lines) > 1 and len(first_words) > 1
+        if header:
+            # The banner of names gives the layout: a field starts where its name does.
+            starts = [start for start, _ in first_words]
+            starts[0] = 1
+            length = max(len(line) for line in lines)
+            columns = [(start, (starts[i + 1] if i + 1 < len(starts) else length + 1) - start) for i, start in enumerate(starts)]
+            evidence = "where its name starts in the first line"
+        else:
+            columns = fixed_width_columns(lines)
+            evidence = "spaces on every line around them"
         if len(columns) < 2:
             raise DescribeError(
                 "shows no column of spaces shared by every line, so its fixed-width fields cannot be told apart; "
                 "write start and width per field by hand (or describe a delimited export of it)"
             )
-        header, why = looks_like_header([line[s - 1 : s - 1 + w] for s, w in columns], [])
         records = [[line[s - 1 : s - 1 + w] for s, w in columns] for line in lines]
         if header:
-            format_keys.append(("skip_rows", 1, f"the first line is a banner of names ({why.removeprefix('the first record')})"))
-            names = [(name, None) for name, _ in field_names(records[0])]
+            format_keys.append(("skip_rows", 1, "the first line is a banner of names, none a number or date"))
+            names = [(name, None) for name, _ in field_names([word for _, word in first_words])]
             records = records[1:]
         else:
             names = [(f"column_{i}", None) for i in range(1, len(columns) + 1)]
         records = records[:sample_rows]
-        positions: list[tuple[int, int] | None] = list(columns)
+        positions: list[tuple[int, int, str] | None] = [(start, width, evidence) for start, width in columns]
     else:
         delimiter, quote, dialect_evidence = sniff_dialect(text)
         records = parse_records(text, delimiter, quote)
