@@ -27,6 +27,6 @@ setup(
         "uvicorn==0.54.0",
     ],
     # playwright drives Debian's chromium (scripts/setup.sh installs it) in the tests marked `browser`.
-    extras_require={"dev": ["pytest==9.2.0", "pytest-timeout==2.4.0", "ruff==0.17.6", "playwright==1.65.2"]},
+    extras_require={"dev": ["pytest==9.2.0", "jsonschema==4.26.0", "pytest-timeout==2.4.0", "ruff==0.17.6", "playwright==1.65.2"]},
     entry_points={"console_scripts": ["ingest-pipeline=ingest_pipeline.cli:main"]},
 )

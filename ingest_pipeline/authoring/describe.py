@@ -36,7 +36,17 @@ ENUM_MAX_VALUES = 20  # a column with at most this many distinct texts (each see
 DELIMITERS = (",", "\t", "|", ";")
 SNIFF_RECORDS = 500
 # Python's strptime and polars' chrono (core/judge.py) read these alike; %y and %z are left out.
-DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y/%m/%d", "%m-%d-%Y", "%d-%m-%Y", "%d-%b-%Y", "%d %b %Y")
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%Y/%m/%d",
+    "%m-%d-%Y",
+    "%d-%m-%Y",
+    "%d-%b-%Y",
+    "%d %b %Y",
+)
 DATETIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f",
     "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M",
@@ -69,7 +79,7 @@ def read_sample(path: Path, sample_rows: int, max_bytes: int = MAX_SAMPLE_BYTES)
             for line in stream:
                 lines.append(line)
                 size += len(line)
-                if len(lines) > sample_rows or size >= max_bytes:
+                if len(lines) > sample_rows + 1 or size >= max_bytes:  # a header, and a last record maybe cut
                     return Sample(b"".join(lines), whole_file=not stream.read(1))
     except FileNotFoundError:
         raise DescribeError(f"{path}: no such file") from None
@@ -103,7 +113,9 @@ def detect_encoding(data: bytes) -> tuple[str, str]:
 
 def parse_records(text: str, delimiter: str, quote: str, limit: int | None = None) -> list[list[str]]:
     """RFC 4180 records (entirely empty lines are no records, as the contract says)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote, doublequote=True, strict=False)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote, doublequote=True, strict=False
+    )
     records = []
     try:
         for record in reader:
@@ -149,15 +161,12 @@ def _looks_like_value(text: str) -> bool:
     return any(_reads_as(text, fmt) for fmt in DATE_FORMATS + DATETIME_FORMATS)
 
 
-def looks_like_header(first: list[str], rest: list[list[str]]) -> tuple[bool, str]:
-    """Whether the first record is a header, and why: every cell non-empty, distinct and no number or
-    date, and some column whose later cells never repeat the first's text."""
+def looks_like_header(first: list[str]) -> tuple[bool, str]:
+    """Whether the first record is a header, and why: no cell is empty, a number or a date."""
     cells = [cell.strip() for cell in first]
     if any(_looks_like_value(cell) for cell in cells):
         return False, "the first record has an empty, numeric or date cell, so it is data"
-    if len({cell.lower() for cell in cells}) != len(cells):
-        return False, "the first record repeats a cell, so it is data"
-    return True, "the first record's cells are distinct names, none a number or date"
+    return True, "the first record's cells are names, none empty, a number or a date"
 
 
 def field_names(header: list[str]) -> list[tuple[str, str | None]]:
@@ -300,7 +309,9 @@ class InferredField:
     keys: list[tuple[str, object, str | None]]  # (key, value, evidence comment)
 
 
-def infer_field(name: str, source: str | None, profile: ColumnProfile, position: tuple[int, int, str] | None) -> InferredField:
+def infer_field(
+    name: str, source: str | None, profile: ColumnProfile, position: tuple[int, int, str] | None
+) -> InferredField:
     """The rules the whole profiled sample meets, with their evidence."""
     rows, values = profile.rows, profile.values
     n = f"{rows:,} rows"
@@ -320,7 +331,12 @@ def infer_field(name: str, source: str | None, profile: ColumnProfile, position:
     if profile.nulls == 0:
         keys.append(("required", True, f"no empty cell in {n}"))
     distinct = profile.distinct
-    if profile.seen_values is not None and values >= 2 and profile.nulls == 0 and kind in ("string", "integer", "date", "datetime"):
+    if (
+        profile.seen_values is not None
+        and values >= 2
+        and profile.nulls == 0
+        and kind in ("string", "integer", "date", "datetime")
+    ):
         keys.append(("unique", True, f"{values:,} distinct values in {n} (a uniqueness candidate)"))
     if kind in ("integer", "decimal") and not profile.negative:
         keys.append(("minimum", "0", f"no negative value in {n}"))
@@ -381,7 +397,9 @@ class Draft:
         return f"{len(self.fields)} fields from {self.rows:,} rows ({self.kind}, {self.encoding})"
 
 
-def describe_sample(path: Path, form_type: str, kind: str | None = None, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> Draft:
+def describe_sample(
+    path: Path, form_type: str, kind: str | None = None, sample_rows: int = DEFAULT_SAMPLE_ROWS
+) -> Draft:
     """Infer a draft filespec of `form_type` from the first `sample_rows` records of `path`."""
     sample = read_sample(path, sample_rows)
     encoding, encoding_evidence = detect_encoding(sample.data)
@@ -389,7 +407,10 @@ def describe_sample(path: Path, form_type: str, kind: str | None = None, sample_
     text = text.removeprefix("\ufeff")
     notes: list[str] = []
     kind = kind or _guess_kind(text)
-    format_keys: list[tuple[str, object, str | None]] = [("kind", kind, None), ("encoding", encoding, encoding_evidence)]
+    format_keys: list[tuple[str, object, str | None]] = [
+        ("kind", kind, None),
+        ("encoding", encoding, encoding_evidence),
+    ]
     if kind == FormatKind.FIXED_WIDTH:
         lines = [line.rstrip("\r") for line in text.split("\n")]
         if not sample.whole_file and lines:
@@ -398,14 +419,17 @@ def describe_sample(path: Path, form_type: str, kind: str | None = None, sample_
         if not lines:
             raise DescribeError("has no lines to describe")
         first_words = [(m.start() + 1, m.group()) for m in re.finditer(r"\S+", lines[0])]
-        header, why = looks_like_header([word for _, word in first_words], [])
+        header, why = looks_like_header([word for _, word in first_words])
         header = header and len(lines) > 1 and len(first_words) > 1
         if header:
             # The banner of names gives the layout: a field starts where its name does.
             starts = [start for start, _ in first_words]
             starts[0] = 1
             length = max(len(line) for line in lines)
-            columns = [(start, (starts[i + 1] if i + 1 < len(starts) else length + 1) - start) for i, start in enumerate(starts)]
+            columns = [
+                (start, (starts[i + 1] if i + 1 < len(starts) else length + 1) - start)
+                for i, start in enumerate(starts)
+            ]
             evidence = "where its name starts in the first line"
         else:
             columns = fixed_width_columns(lines)
@@ -431,7 +455,7 @@ def describe_sample(path: Path, form_type: str, kind: str | None = None, sample_
             records = records[:-1]  # the sample may end inside the last record
         if not records:
             raise DescribeError("has no records to describe")
-        header, why = looks_like_header(records[0], records[1:])
+        header, why = looks_like_header(records[0])
         format_keys += [("header", header, why), ("delimiter", delimiter, dialect_evidence), ("quote", quote, None)]
         if header:
             names = field_names(records[0])
@@ -439,7 +463,9 @@ def describe_sample(path: Path, form_type: str, kind: str | None = None, sample_
             for position, cell in enumerate(records[0], start=1):
                 other = texts.setdefault(cell.strip().lower(), position)
                 if other != position:
-                    raise DescribeError(f"header columns {other} and {position} are both {cell.strip()!r}; rename one so a filespec can tell them apart")
+                    raise DescribeError(
+                        f"header columns {other} and {position} are both {cell.strip()!r}; rename one so a filespec can tell them apart"
+                    )
             records = records[1:]
         else:
             names = [(f"column_{i}", None) for i in range(1, len(records[0]) + 1)]
@@ -447,7 +473,9 @@ def describe_sample(path: Path, form_type: str, kind: str | None = None, sample_
         positions = [None] * len(names)
         wrong = sum(1 for record in records if len(record) != len(names))
         if wrong:
-            notes.append(f"{wrong:,} of {len(records):,} records do not have {len(names)} cells: they will be rejected (rule field_count)")
+            notes.append(
+                f"{wrong:,} of {len(records):,} records do not have {len(names)} cells: they will be rejected (rule field_count)"
+            )
     profiles = [ColumnProfile() for _ in names]
     for record in records:
         if len(record) != len(names):
@@ -457,7 +485,11 @@ def describe_sample(path: Path, form_type: str, kind: str | None = None, sample_
     fields = [infer_field(name, source, profile, position)
               for (name, source), profile, position in zip(names, profiles, positions, strict=True)]  # fmt: skip
     sampled = len(records)
-    notes.insert(0, f"{sampled:,} records sampled" + (" (the whole file)" if sample.whole_file else f" (the first; --sample-rows {sample_rows:,})"))
+    notes.insert(
+        0,
+        f"{sampled:,} records sampled"
+        + (" (the whole file)" if sample.whole_file else f" (the first; --sample-rows {sample_rows:,})"),
+    )
     return Draft(form_type, str(kind), encoding, sampled, fields, format_keys, notes, str(path))
 
 
@@ -479,7 +511,13 @@ def yaml_scalar(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     text = str(value)
-    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS and not text.endswith(" ") and ": " not in text and " #" not in text:
+    if (
+        _PLAIN.fullmatch(text)
+        and text.lower() not in _YAML_WORDS
+        and not text.endswith(" ")
+        and ": " not in text
+        and " #" not in text
+    ):
         return text
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
 

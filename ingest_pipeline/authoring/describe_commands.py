@@ -22,7 +22,9 @@ class AuthoringUsageError(IngestError):
 
 def add_describe_commands(commands, with_home) -> None:
     """Adds `describe` and `check-spec` to the `ingest-pipeline` subcommands."""
-    describe = commands.add_parser("describe", help="draft a filespec from a sample file (every rule with its evidence)")
+    describe = commands.add_parser(
+        "describe", help="draft a filespec from a sample file (every rule with its evidence)"
+    )
     describe.add_argument("file", help="a sample upload (CSV or other delimited text, or fixed width)")
     describe.add_argument("--out", required=True, help="the filespec YAML to write, named <form_type>.yaml")
     describe.add_argument("--format", choices=[kind.value for kind in FormatKind], help="the layout (default: sniffed)")
@@ -30,7 +32,9 @@ def add_describe_commands(commands, with_home) -> None:
     describe.add_argument("--sample-rows", type=int, default=None, help="records read at most (default 50,000)")
     describe.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
-    check = commands.add_parser("check-spec", help="validate a filespec file; --home: its reference data, --sample: a file")
+    check = commands.add_parser(
+        "check-spec", help="validate a filespec file; --home: its reference data, --sample: a file"
+    )
     check.add_argument("file")
     check.add_argument("--sample", help="judge this file with the filespec and print the message counts by field and rule "
                        "(nothing is registered or written to the warehouse)")  # fmt: skip
@@ -53,9 +57,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
     source, out = Path(args.file), Path(args.out)
     form_type = args.form_type or out.stem
     if not FORM_TYPE_RE.fullmatch(form_type):
-        raise AuthoringUsageError(f"form type {form_type!r} is not an id ([a-z][a-z0-9_]*); name --out <form_type>.yaml or give --form-type")
+        raise AuthoringUsageError(
+            f"form type {form_type!r} is not an id ([a-z][a-z0-9_]*); name --out <form_type>.yaml or give --form-type"
+        )
     if out.suffix.lower() not in (".yaml", ".yml") or out.stem != form_type:
-        raise AuthoringUsageError(f"--out {out} must be named {form_type}.yaml (a filespec's form_type equals its file name)")
+        raise AuthoringUsageError(
+            f"--out {out} must be named {form_type}.yaml (a filespec's form_type equals its file name)"
+        )
     if out.exists() and not args.force:
         raise AuthoringUsageError(f"--out {out} exists; give --force to overwrite it")
     sample_rows = args.sample_rows if args.sample_rows is not None else DEFAULT_SAMPLE_ROWS
@@ -86,7 +94,9 @@ def cmd_check_spec(args: argparse.Namespace) -> int:
     )
 
     spec = load_filespec(args.file)
-    print(f"{args.file}: valid filespec for form type {spec.form_type!r} (version {spec.version}, {len(spec.fields)} fields)")
+    print(
+        f"{args.file}: valid filespec for form type {spec.form_type!r} (version {spec.version}, {len(spec.fields)} fields)"
+    )
     home, filespecs = resolve_home(args.home), resolve_filespecs(args.filespecs)
     failed = False
     if args.home:

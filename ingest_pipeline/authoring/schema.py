@@ -43,7 +43,7 @@ DESCRIPTIONS = {
         "kind": "delimited or fixed_width.",
         "encoding": f"One of {', '.join(ENCODINGS)}; a UTF-8 BOM is always accepted and dropped.",
         "header": "Delimited only: the first record names the columns (matched by source, else name).",
-        "delimiter": "Delimited only: one character (\"\\t\" for tab, |, ;).",
+        "delimiter": 'Delimited only: one character ("\\t" for tab, |, ;).',
         "quote": "Delimited only: the RFC 4180 quote character.",
         "skip_rows": "Physical lines to skip before the header or first record (banners).",
     },
@@ -106,7 +106,12 @@ def filespec_json_schema() -> dict:
                 prop["type"] = ["string", "number", "boolean", "null"]
         if model_name == "FieldSpec":
             props = model["properties"]
-            props["enum"] = {"description": props["enum"]["description"], "type": ["array", "null"], "items": SCALAR, "minItems": 1}
+            props["enum"] = {
+                "description": props["enum"]["description"],
+                "type": ["array", "null"],
+                "items": SCALAR,
+                "minItems": 1,
+            }
             props["format"] = {
                 "description": props["format"]["description"],
                 "anyOf": [{"type": "string"}, {"type": "object", "additionalProperties": {"type": "array", "items": SCALAR}},

@@ -513,7 +513,7 @@ _MODEL_AT = {"format": RecordFormat, "fields": FieldSpec, "enrich": EnrichSpec, 
 
 
 def _suggestion(loc: tuple, raw: Any) -> str:
-    """"did you mean 'fields'? " for an unknown key close to one its mapping knows, else ""."""
+    """The hint "did you mean 'fields'? " for an unknown key close to a key of its mapping, else ""."""
     import difflib
 
     parents = [part for part in loc[:-1] if isinstance(part, str)]
