@@ -73,13 +73,16 @@ class Sample:
 def read_sample(path: Path, sample_rows: int, max_bytes: int = MAX_SAMPLE_BYTES) -> Sample:
     """The file's first lines: enough for `sample_rows` records (a header and line breaks inside
     quotes aside), never more than `max_bytes`; the file is streamed, never read whole."""
-    lines, size = [], 0
+    lines, size, records, open_quote = [], 0, 0, False
     try:
         with open(path, "rb") as stream:
-            for line in stream:
+            # readline with a limit: a file with no line break is read up to max_bytes, not whole.
+            while line := stream.readline(max_bytes - size):
                 lines.append(line)
                 size += len(line)
-                if len(lines) > sample_rows + 1 or size >= max_bytes:  # a header, and a last record maybe cut
+                open_quote ^= line.count(b'"') % 2 == 1  # a line break inside quotes does not end a record
+                records += not open_quote
+                if records > sample_rows + 1 or size >= max_bytes:  # a header, and a last record maybe cut
                     return Sample(b"".join(lines), whole_file=not stream.read(1))
     except FileNotFoundError:
         raise DescribeError(f"{path}: no such file") from None
@@ -230,6 +233,7 @@ class ColumnProfile:
     leading_zero: str | bool = False  # the first value with a leading zero
     decimal: bool = True
     has_point: bool = False
+    point_example: str | None = None
     decimal_digits: int = 0
     negative: bool = False
     boolean_texts: set | None = field(default_factory=set)
@@ -276,7 +280,8 @@ class ColumnProfile:
                 if not DECIMAL_TEXT.fullmatch(text):
                     self.decimal = False
                 else:
-                    self.has_point = self.has_point or "." in text
+                    if "." in text and not self.has_point:
+                        self.has_point, self.point_example = True, text
                     self.decimal_digits = max(self.decimal_digits, len(digits.replace(".", "").lstrip("0")))
         if self.boolean_texts is not None:
             lowered = text.lower()
@@ -373,7 +378,7 @@ def _infer_type(profile: ColumnProfile) -> tuple[str, str, object]:
     if profile.integer and not profile.leading_zero:
         return "integer", f"all {values} are whole numbers{example}", None
     if profile.decimal and profile.has_point and profile.decimal_digits <= MAX_EXACT_DECIMAL_DIGITS:
-        return "decimal", f"all {values} are decimal numbers{example}", None
+        return "decimal", f"all {values} are decimal numbers (e.g. {profile.point_example})", None
     if profile.integer and profile.leading_zero:
         return "string", f"digits with leading zeros (e.g. {profile.leading_zero}), which an integer would drop", None
     return "string", None, None
@@ -434,6 +439,10 @@ def describe_sample(
         else:
             columns = fixed_width_columns(lines)
             evidence = "spaces on every line around them"
+            notes.append(
+                "fixed-width fields were told apart by columns of spaces on every line: fields written edge to edge "
+                "come out as one, so split those by hand (start and width)"
+            )
         if len(columns) < 2:
             raise DescribeError(
                 "shows no column of spaces shared by every line, so its fixed-width fields cannot be told apart; "
@@ -538,7 +547,8 @@ def render_yaml(draft: Draft, out: Path) -> str:
     schema = os.path.relpath(SCHEMA_PATH, folder) if folder.is_relative_to(PROJECT_ROOT) else str(SCHEMA_PATH)
     lines = [
         f"# yaml-language-server: $schema={schema}",
-        f"# Draft filespec inferred by `ingest-pipeline describe` from {Path(draft.source).name}: {'; '.join(draft.notes)}.",
+        f"# Draft filespec inferred by `ingest-pipeline describe` from {Path(draft.source).name}: {draft.notes[0]}.",
+        *(f"# Note: {note}." for note in draft.notes[1:]),
         "# Every rule below is what the whole sample meets; its comment is the evidence. Review them, then",
         f"# check the draft on a file with `ingest-pipeline check-spec {Path(out).name} --sample FILE`.",
         f"form_type: {draft.form_type}",
