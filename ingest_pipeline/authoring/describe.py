@@ -35,6 +35,7 @@ MAX_SAMPLE_BYTES = 256 * 1024 * 1024  # a sample never holds more than this, how
 ENUM_MAX_VALUES = 20  # a column with at most this many distinct texts (each seen twice on average) is an enum
 DELIMITERS = (",", "\t", "|", ";")
 SNIFF_RECORDS = 500
+NO_DELIMITER = "no delimiter splits the records (one column)"
 # Python's strptime and polars' chrono (core/judge.py) read these alike; %y and %z are left out.
 DATE_FORMATS = (
     "%Y-%m-%d",
@@ -151,7 +152,7 @@ def sniff_dialect(text: str) -> tuple[str, str, str]:
             if best is None or score > best[0]:
                 best = (score, delimiter, cells, times, len(records))
     if best is None:
-        return ",", quote, "no delimiter splits the records (one column)"
+        return ",", quote, NO_DELIMITER
     _, delimiter, cells, times, looked = best
     shown = {"\t": "tab", ",": "','", "|": "'|'", ";": "';'"}[delimiter]
     return delimiter, quote, f"{times:,} of the first {looked:,} records have {cells} cells when split at {shown}"
@@ -503,8 +504,9 @@ def describe_sample(
 
 
 def _guess_kind(text: str) -> str:
-    delimiter, _, _ = sniff_dialect(text[: 1024 * 1024])
-    return FormatKind.DELIMITED.value if delimiter in text[:65536] else FormatKind.FIXED_WIDTH.value
+    """Delimited when some delimiter splits the first records evenly, else fixed width."""
+    _, _, evidence = sniff_dialect(text[: 1024 * 1024])
+    return FormatKind.FIXED_WIDTH.value if evidence == NO_DELIMITER else FormatKind.DELIMITED.value
 
 
 # --- writing the YAML ---------------------------------------------------------------------------

@@ -138,3 +138,12 @@ def test_a_repeated_header_is_one_sentence(tmp_path):
     path.write_text("id,Name,name\n1,a,b\n")
     with pytest.raises(DescribeError, match="header columns 2 and 3 are both 'name'"):
         describe_sample(path, "dup")
+
+
+def test_the_layout_is_sniffed_when_not_given(tmp_path):
+    fixed = tmp_path / "fixed.txt"
+    fixed.write_text("0001 Lee, Jr.   12.50\n0002 Bob        100.00\n0003 Cy Young     3.25\n")
+    assert describe_sample(fixed, "fixed").kind == "fixed_width"
+    delimited = tmp_path / "delimited.txt"
+    delimited.write_text("a|b\n1|x\n2|y\n")
+    assert describe_sample(delimited, "delimited").kind == "delimited"
