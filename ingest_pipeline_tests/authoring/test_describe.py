@@ -104,6 +104,9 @@ def test_yaml_scalars_read_back_as_the_same_text():
         "Ünïcode",
     ]:
         assert yaml.load(f"v: {yaml_scalar(text)}", Loader=FilespecLoader)["v"] == text, text
+    texts = ["a, b", "x]", "{y}", "a:b", "two\r\nlines", "Lee Jr.", "n/a", "-", "@home"]
+    listed = "[" + ", ".join(yaml_scalar(text) for text in texts) + "]"  # as an enum is written
+    assert yaml.load(f"v: {listed}", Loader=FilespecLoader)["v"] == texts
 
 
 def test_fixed_width_columns_from_shared_spaces():
