@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ingest_pipeline.core.companies import company_id_problem
 from ingest_pipeline.core.errors import FilespecError, IngestError
-from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_filespec, load_form_type
+from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_form_type
 from ingest_pipeline.core.home import PROJECT_ROOT, resolve_filespecs, resolve_home
 from ingest_pipeline.core.startup import modules_loaded
 from ingest_pipeline.core.storage import AZURE_URI_SCHEME
@@ -93,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     partitions.add_argument("--prune", action="store_true", help="delete them (never one with a queued or running run)")
     with_home(partitions, filespecs=False)
 
-    check = commands.add_parser("check-spec", help="validate a filespec file")
-    check.add_argument("file")
-
     from ingest_pipeline.api.commands import add_commands as add_api_commands
 
     add_api_commands(commands, with_home)  # serve, api-key: the HTTP API (ingest_pipeline/api/commands.py)
+    from ingest_pipeline.authoring.describe_commands import add_describe_commands
+
+    add_describe_commands(commands, with_home)  # describe, check-spec: writing filespecs (ingest_pipeline/authoring/)
 
     generate = commands.add_parser("generate", help="write a test file that follows a filespec, with errors injected")
     generate.add_argument("--form-type", required=True)
@@ -168,11 +168,14 @@ def main(argv: list[str] | None = None) -> int:
             from ingest_pipeline.api.commands import run_command
 
             return run_command(args)
+        from ingest_pipeline.authoring.describe_commands import DESCRIBE_COMMANDS, run_describe_command
         from ingest_pipeline.authoring.spec_commands import SPEC_COMMANDS, run_spec_command
 
+        if args.command in DESCRIBE_COMMANDS:
+            return run_describe_command(args)
         if args.command in SPEC_COMMANDS:
             return run_spec_command(args)
-        handler = {"run": cmd_run, "status": cmd_status, "check-spec": cmd_check_spec, "generate": cmd_generate,
+        handler = {"run": cmd_run, "status": cmd_status, "generate": cmd_generate,
                    "ui": cmd_ui, "backfill": cmd_backfill, "report": cmd_report, "sql": cmd_sql,
                    "webhooks": cmd_webhooks, "work-folders": cmd_work_folders, "retry": cmd_retry,
                    "cancel": cmd_cancel, "partitions": cmd_partitions}[args.command]  # fmt: skip
@@ -943,12 +946,6 @@ def cmd_sql(args: argparse.Namespace) -> int:
                     out.writerows(batch)
         except duckdb.Error as error:
             raise UsageError(str(error).splitlines()[0]) from None
-    return EXIT_OK
-
-
-def cmd_check_spec(args: argparse.Namespace) -> int:
-    spec = load_filespec(args.file)
-    print(f"{args.file}: valid filespec for form type {spec.form_type!r} (version {spec.version}, {len(spec.fields)} fields)")
     return EXIT_OK
 
 

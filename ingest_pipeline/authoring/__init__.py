@@ -1,1 +1,1 @@
-"""Writing filespecs: drafting, importing, exporting and comparing them (issue 11)."""
+"""Writing filespecs: drafting one from a sample, checking, importing, exporting and comparing them (issue 11)."""

@@ -509,6 +509,19 @@ def _format_location(loc: tuple, raw: Any) -> str:
     return text
 
 
+_MODEL_AT = {"format": RecordFormat, "fields": FieldSpec, "enrich": EnrichSpec, "quality": Quality}
+
+
+def _suggestion(loc: tuple, raw: Any) -> str:
+    """The hint "did you mean 'fields'? " for an unknown key close to a key of its mapping, else ""."""
+    import difflib
+
+    parents = [part for part in loc[:-1] if isinstance(part, str)]
+    model = _MODEL_AT.get(parents[-1], FileSpec) if parents else FileSpec
+    close = difflib.get_close_matches(str(loc[-1]).lower(), list(model.model_fields), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def parse_filespec(raw: Any, origin: str) -> FileSpec:
     """Build a FileSpec from parsed YAML; errors name `origin`, the key and the problem."""
     if not isinstance(raw, dict):
@@ -525,7 +538,7 @@ def parse_filespec(raw: Any, origin: str) -> FileSpec:
         if isinstance(context, _LocatedError):
             loc = loc + context.loc
         if first["type"] == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r} (a typo would silently disable a rule)"
+            message = f"unknown key {loc[-1]!r} ({_suggestion(loc, raw)}a typo would silently disable a rule)"
             loc = loc[:-1]
         elif first["type"] == "missing":
             message = "is required"
