@@ -24,7 +24,15 @@ from ingest_pipeline.core.errors import ReferenceDataError
 from ingest_pipeline.core.filespec import FieldSpec, FieldType, FileSpec, FormatKind
 from ingest_pipeline.core.judge import date_example, human_date_format, pattern_example
 from ingest_pipeline.core.reference import find_reference_table, read_reference_csv
-from ingest_pipeline.core.report import HEADER_FONT, TITLE_FONT, WRAPPED, _expectation, _list_name, _styled, _text
+from ingest_pipeline.core.report import (
+    HEADER_FONT,
+    TITLE_FONT,
+    WRAPPED,
+    list_name,
+    rule_expectation,
+    styled_text_cell,
+    text_cell,
+)
 
 LIST_VALUES_SHOWN = 500  # values of one lookup list written out; past this the count is said
 RULE_ORDER = (
@@ -146,7 +154,7 @@ def _rules(spec: FileSpec, f: FieldSpec) -> list[str]:
         if rule == "enum":
             rules.append("One of the allowed values (see that column)")
             continue
-        text = _expectation(rule, f, f.name, spec)
+        text = rule_expectation(rule, f, f.name, spec)
         if text:
             rules.append(text[0].upper() + text[1:])
     if not f.trim:
@@ -156,7 +164,7 @@ def _rules(spec: FileSpec, f: FieldSpec) -> list[str]:
     for enrich in spec.enrich:
         if next(iter(enrich.on), None) == f.name:
             rules.append(
-                f"Matched with {_list_name(*enrich.scope_and_table)}"
+                f"Matched with {list_name(*enrich.scope_and_table)}"
                 + (" (a match is required)" if enrich.required else "")
             )
     return rules
@@ -235,7 +243,7 @@ def build_dictionary(spec: FileSpec, *, home: Path, filespecs_dir: Path, company
 
 def _lookup_list(scope: str, table: str, column: str, *, home: Path, filespecs_dir: Path, company_id: str | None,
                  notes: list[str]) -> LookupList:  # fmt: skip
-    title = _list_name(scope, table)
+    title = list_name(scope, table)
     if scope == "company" and company_id is None:
         return LookupList(title, column, None, "each company's own list; `--company` writes one company's")
     try:
@@ -260,29 +268,29 @@ def write_xlsx(dictionary: Dictionary, out: Path) -> Path:
     widths = [4, 22, 24, 14, 22, 9, 48, 24, 36, 40]
     for number, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(number)].width = width
-    sheet.append([_styled(sheet, dictionary.title, TITLE_FONT)])
+    sheet.append([styled_text_cell(sheet, dictionary.title, TITLE_FONT)])
     for line in dictionary.layout:
-        sheet.append([None, _text(sheet, line)])
+        sheet.append([None, text_cell(sheet, line)])
     sheet.append([])
-    sheet.append([_styled(sheet, column, HEADER_FONT) for column in COLUMNS])
+    sheet.append([styled_text_cell(sheet, column, HEADER_FONT) for column in COLUMNS])
     for entry in dictionary.fields:
         row = []
         for text in entry.cells():
-            cell = _text(sheet, text)
+            cell = text_cell(sheet, text)
             cell.alignment = WRAPPED
             row.append(cell)
         sheet.append(row)
     lists = workbook.create_sheet("Lists")
-    lists.append([_styled(lists, column, HEADER_FONT) for column in ("List", "Column", "Value")])
+    lists.append([styled_text_cell(lists, column, HEADER_FONT) for column in ("List", "Column", "Value")])
     for listed in dictionary.lists:
         if listed.values is None:
-            lists.append([_text(lists, listed.title), _text(lists, listed.column), _text(lists, f"({listed.note})")])
+            lists.append([text_cell(lists, listed.title), text_cell(lists, listed.column), text_cell(lists, f"({listed.note})")])
             continue
         for value in listed.values[:LIST_VALUES_SHOWN]:
-            lists.append([_text(lists, listed.title), _text(lists, listed.column), _text(lists, value)])
+            lists.append([text_cell(lists, listed.title), text_cell(lists, listed.column), text_cell(lists, value)])
         if len(listed.values) > LIST_VALUES_SHOWN:
-            lists.append([_text(lists, listed.title), _text(lists, listed.column),
-                          _text(lists, f"(and {len(listed.values) - LIST_VALUES_SHOWN} more)")])  # fmt: skip
+            lists.append([text_cell(lists, listed.title), text_cell(lists, listed.column),
+                          text_cell(lists, f"(and {len(listed.values) - LIST_VALUES_SHOWN} more)")])  # fmt: skip
     _replace(out, workbook.save)
     return out
 

@@ -319,33 +319,33 @@ def _write_summary(
     widths = _fit_widths([[label, value] for label, value in facts] + [columns, *summary_rows],
                          low=[16, 12] + [8] * 6, high=[42, 36, 10, 17, 10, 10, 30, 30])  # fmt: skip
     table = _Sheet(sheet, widths, freeze=None, title_rows=None)
-    table.append([_styled(sheet, f"Upload report: {file_name}", font=TITLE_FONT)], height_lines=1.5)
+    table.append([styled_text_cell(sheet, f"Upload report: {file_name}", font=TITLE_FONT)], height_lines=1.5)
     for index, line in enumerate(headline):
-        cell = _styled(sheet, line, font=HEADLINE_FONT if index == 0 else HEADER_FONT)
+        cell = styled_text_cell(sheet, line, font=HEADLINE_FONT if index == 0 else HEADER_FONT)
         if index == 0 and headline_fill is not None:
             cell.fill = headline_fill
         table.append_across(cell, SUMMARY_COLUMNS)
     table.append([])
     for label, value in facts:
-        value_cell = _cell(sheet, value)
+        value_cell = sheet_value(sheet, value)
         if label.endswith("share") and value is not None:
             value_cell = WriteOnlyCell(sheet, value)
             value_cell.number_format = "0.00%"
-        table.append([_styled(sheet, label, font=HEADER_FONT), value_cell])
+        table.append([styled_text_cell(sheet, label, font=HEADER_FONT), value_cell])
 
     table.append([])
-    table.append([_styled(sheet, "Notes", font=HEADER_FONT)])
+    table.append([styled_text_cell(sheet, "Notes", font=HEADER_FONT)])
     legend = (
         f"On '{SHEET_REJECTED}', a red cell broke a rule and a yellow one gave a warning (hover over it for the "
         "message); an orange cell is one the header has no column for, or one the row lacks. The 'problems' "
         "column lists every message of the row."
     )
     for note in [*notes, legend]:
-        table.append_across(_text(sheet, note), SUMMARY_COLUMNS)
+        table.append_across(text_cell(sheet, note), SUMMARY_COLUMNS)
 
     table.append([])
-    table.append([_styled(sheet, "Columns", font=HEADER_FONT)])
-    first = table.append([_styled(sheet, name, font=HEADER_FONT) for name in columns])
+    table.append([styled_text_cell(sheet, "Columns", font=HEADER_FONT)])
+    first = table.append([styled_text_cell(sheet, name, font=HEADER_FONT) for name in columns])
     for summary_row in summary_rows:
         table.append(list(summary_row))
     table.filter(first, len(columns))
@@ -406,7 +406,7 @@ def _write_problems(sheet, snapshot: duckdb.DuckDBPyConnection, spec: FileSpec |
     rows = []
     for rule, field, severity, count, first_message, examples in snapshot.execute(PROBLEM_GROUPS_SQL).fetchall():
         field_spec = fields.get(field)
-        expected = _expectation(rule, field_spec, field, spec) if spec else None
+        expected = rule_expectation(rule, field_spec, field, spec) if spec else None
         row = [rule, field, severity, count, _meaning(rule, field_spec), expected]
         row += [field_spec.description if field_spec else None, first_message]
         row.append("\n".join(_example(example) for example in examples or []) or None)
@@ -442,10 +442,10 @@ def _meaning(rule: str, field_spec: FieldSpec | None) -> str:
     return RULE_EXPLANATIONS.get(rule, UNKNOWN_RULE_EXPLANATION)
 
 
-def _expectation(rule: str, field_spec: FieldSpec | None, field: str | None, spec: FileSpec) -> str | None:
+def rule_expectation(rule: str, field_spec: FieldSpec | None, field: str | None, spec: FileSpec) -> str | None:
     """What the filespec asks of the field under `rule`, in words; None when it has nothing to add."""
     if rule == "enrich" and field is not None:
-        tables = [_list_name(*enrich.scope_and_table) for enrich in spec.enrich if next(iter(enrich.on), None) == field]
+        tables = [list_name(*enrich.scope_and_table) for enrich in spec.enrich if next(iter(enrich.on), None) == field]
         return f"a matching entry in {' or '.join(tables)}" if tables else None
     if field_spec is None:
         return None
@@ -468,13 +468,13 @@ def _expectation(rule: str, field_spec: FieldSpec | None, field: str | None, spe
         return f"{field_spec.maximum} or less"
     if rule == "lookup" and field_spec.lookup_parts:
         scope, table, column = field_spec.lookup_parts
-        return f"a value of the {column} column of {_list_name(scope, table)}"
+        return f"a value of the {column} column of {list_name(scope, table)}"
     if rule == "unique":
         return "a value that no earlier row has"
     return None
 
 
-def _list_name(scope: str, table: str) -> str:
+def list_name(scope: str, table: str) -> str:
     return f"the shared {table} list" if scope == "ref" else f"your company's {table} list"
 
 
@@ -646,9 +646,9 @@ def _rejected_row_cells(
     for message in messages:
         if message["field"] in positions:
             by_position.setdefault(positions[message["field"]], []).append(message)
-    row: list[Any] = [row_number, line_number, _text(sheet, problems)]
+    row: list[Any] = [row_number, line_number, text_cell(sheet, problems)]
     for position, text in enumerate(cells):
-        cell = _text(sheet, text)
+        cell = text_cell(sheet, text)
         cell_messages = by_position.get(position)
         if cell_messages:
             if any(message["severity"] == "error" for message in cell_messages):
@@ -665,7 +665,7 @@ def _rejected_row_cells(
                         f"cell {position + 1}. Often a delimiter inside a value that is not in quotes.")  # fmt: skip
     elif miscounted and cells:
         for _ in range(len(cells), expected):
-            cell = _text(sheet, "")
+            cell = text_cell(sheet, "")
             _mark_extra(cell, styles, comments,
                         f"Missing cell: this row has {len(cells)} cells where the header has {expected} columns. "
                         "Often a value holding a line break or a quote that is not closed.")  # fmt: skip
@@ -712,7 +712,7 @@ def _clean(text: str) -> str:
     return text
 
 
-def _text(sheet, text: str) -> Cell:
+def text_cell(sheet, text: str) -> Cell:
     """A cell that shows `text` as text, whatever it looks like (see the module docstring)."""
     text = _clean(text)
     cell = WriteOnlyCell(sheet, text)
@@ -722,15 +722,15 @@ def _text(sheet, text: str) -> Cell:
     return cell
 
 
-def _cell(sheet, value: Any) -> Any:
-    """`value` ready for `sheet.append`: text through `_text`, numbers and times as they are."""
+def sheet_value(sheet, value: Any) -> Any:
+    """`value` ready for `sheet.append`: text through `text_cell`, numbers and times as they are."""
     if isinstance(value, str):
-        return _text(sheet, value)
+        return text_cell(sheet, value)
     return value
 
 
-def _styled(sheet, text: str, font: Font) -> Cell:
-    cell = _text(sheet, text)
+def styled_text_cell(sheet, text: str, font: Font) -> Cell:
+    cell = text_cell(sheet, text)
     cell.font = font
     return cell
 
@@ -838,16 +838,16 @@ class _StyleCache:
     hashes it each time, which for 100,000 rows costs more than writing the cells."""
 
     def __init__(self):
-        self._styled: dict[tuple, Any] = {}
+        self.styled_text_cell: dict[tuple, Any] = {}
 
     def apply(self, cell: Cell, **styles: Any) -> None:
         """Set `styles` (alignment=..., fill=..., font=...: module constants) on `cell`."""
         key = (cell._style and tuple(cell._style), *[(name, id(value)) for name, value in styles.items()])
-        style = self._styled.get(key)
+        style = self.styled_text_cell.get(key)
         if style is None:
             for name, value in styles.items():
                 setattr(cell, name, value)
-            self._styled[key] = copy.copy(cell._style)
+            self.styled_text_cell[key] = copy.copy(cell._style)
         else:
             cell._style = copy.copy(style)
 
@@ -888,7 +888,7 @@ class _Sheet:
         sheet.oddFooter.center.text = "&A, page &P of &N"
 
     def header(self, columns: list[str]) -> int:
-        return self.append([_styled(self.sheet, name, font=HEADER_FONT) for name in columns])
+        return self.append([styled_text_cell(self.sheet, name, font=HEADER_FONT) for name in columns])
 
     def append(self, values: list[Any], height_lines: float | None = None) -> int:
         """Append a row of values (text becomes text cells); returns its row number."""
@@ -898,7 +898,7 @@ class _Sheet:
         room, last = self.line_room, len(self.line_room) - 1
         for index, value in enumerate(values):
             if isinstance(value, str):
-                text, cell = value, _text(self.sheet, value)
+                text, cell = value, text_cell(self.sheet, value)
             elif isinstance(value, Cell):
                 text, cell = value.value if isinstance(value.value, str) else None, value
             else:
@@ -955,7 +955,7 @@ def _truncation_note(table: _Sheet, sheet_name: str, what: str, shown: int, tota
     if shown == total:
         return []
     note = f"'{sheet_name}' shows the first {shown:,} of {total:,} {what} (Excel's row limit); {total - shown:,} are not shown."
-    table.sheet.append([_styled(table.sheet, note, font=HEADER_FONT)])
+    table.sheet.append([styled_text_cell(table.sheet, note, font=HEADER_FONT)])
     table.rows += 1
     return [note]
 

@@ -34,9 +34,9 @@ from ingest_pipeline.core.report import (
     RULE_EXPLANATIONS,
     TITLE_FONT,
     UNKNOWN_RULE_EXPLANATION,
-    _cell,
-    _styled,
-    _text,
+    sheet_value,
+    styled_text_cell,
+    text_cell,
 )
 from ingest_pipeline.core.warehouse import Warehouse
 
@@ -46,7 +46,7 @@ def _start_table(sheet, columns: list[str], widths: list[int]) -> None:
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
     sheet.freeze_panes = "A2"
-    sheet.append([_styled(sheet, name, font=HEADER_FONT) for name in columns])
+    sheet.append([styled_text_cell(sheet, name, font=HEADER_FONT) for name in columns])
 
 
 SHEET_UPLOADS = "Uploads"
@@ -269,14 +269,14 @@ def _write_uploads(sheet, collation: Collation) -> None:
         share.number_format = "0.00%"
         received = WriteOnlyCell(sheet, upload.received_at)
         received.number_format = "yyyy-mm-dd hh:mm:ss"
-        sheet.append([received, _text(sheet, upload.filename), _text(sheet, upload.form_type), _text(sheet, upload.status),
-                      upload.rows_total, upload.rows_accepted, upload.rows_rejected, share, _cell(sheet, upload.error),
-                      _text(sheet, upload.upload_id)])  # fmt: skip
+        sheet.append([received, text_cell(sheet, upload.filename), text_cell(sheet, upload.form_type), text_cell(sheet, upload.status),
+                      upload.rows_total, upload.rows_accepted, upload.rows_rejected, share, sheet_value(sheet, upload.error),
+                      text_cell(sheet, upload.upload_id)])  # fmt: skip
     _finish_table(sheet, UPLOAD_COLUMNS, len(collation.uploads))
     if not collation.uploads:
-        sheet.append([_text(sheet, f"There are no {_what(collation)}.")])
+        sheet.append([text_cell(sheet, f"There are no {_what(collation)}.")])
     elif collation.uploads_left_out:
-        sheet.append([_text(sheet, f"{collation.uploads_left_out} later uploads do not fit on this sheet; "
+        sheet.append([text_cell(sheet, f"{collation.uploads_left_out} later uploads do not fit on this sheet; "
                                    "ask for a shorter period to see them.")])  # fmt: skip
 
 
@@ -286,10 +286,10 @@ def _write_problems(sheet, collation: Collation) -> None:
         row = [group.rule, group.field, group.severity, group.messages, group.uploads,
                RULE_EXPLANATIONS.get(group.rule, UNKNOWN_RULE_EXPLANATION), group.example_file, group.example_row,
                group.example_value, group.example_message]  # fmt: skip
-        sheet.append([_cell(sheet, value) for value in row])
+        sheet.append([sheet_value(sheet, value) for value in row])
     _finish_table(sheet, PROBLEM_COLUMNS, len(collation.problems))
     if not collation.problems:
-        sheet.append([_text(sheet, f"The {_what(collation)} have no messages." if collation.uploads
+        sheet.append([text_cell(sheet, f"The {_what(collation)} have no messages." if collation.uploads
                             else f"There are no {_what(collation)}.")])  # fmt: skip
 
 
@@ -312,10 +312,10 @@ def _write_about(sheet, collation: Collation) -> None:
         ("Messages", sum(g.messages for g in collation.problems)),
         ("Report written at (UTC)", collation.written_at),
     ]
-    sheet.append([_styled(sheet, "Report collation", font=TITLE_FONT)])
+    sheet.append([styled_text_cell(sheet, "Report collation", font=TITLE_FONT)])
     for label, value in facts:
-        sheet.append([_styled(sheet, label, font=HEADER_FONT), _cell(sheet, value)])
+        sheet.append([styled_text_cell(sheet, label, font=HEADER_FONT), sheet_value(sheet, value)])
     if collation.uploads_left_out:
-        sheet.append([_styled(sheet, "Note", font=HEADER_FONT),
-                      _text(sheet, f"The Uploads sheet shows the first {len(uploads)}; its totals here count those only.")])  # fmt: skip
+        sheet.append([styled_text_cell(sheet, "Note", font=HEADER_FONT),
+                      text_cell(sheet, f"The Uploads sheet shows the first {len(uploads)}; its totals here count those only.")])  # fmt: skip
 
