@@ -76,26 +76,38 @@ class SampleCounts:
         return sum(count for *_, count in self.counts)
 
 
+def judge_offline(source: Path, spec: FileSpec, workspace, *, upload_id: str, company_id: str, home: Path,
+                  filespecs_dir: Path, other_specs=(), expected_sha256: str | None = None):  # fmt: skip
+    """An upload's own stages (prepare, scan, column) on `source` in `workspace`, in this process:
+    nothing registered, no Dagster run, nothing written to the warehouse. Used by `check-spec
+    --sample` and `backfill --impact`; returns the manifest and the upload's counts."""
+    from ingest_pipeline.core.judge import ChunkJudge
+    from ingest_pipeline.core.merge import profile_columns
+    from ingest_pipeline.core.prepare import prepare_chunks
+    from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
+
+    snapshot_reference_data(spec, company_id, home, filespecs_dir, workspace.reference)
+    with open(source, "rb") as stream:
+        manifest = prepare_chunks(stream, spec, workspace, upload_id=upload_id, company_id=company_id, source=str(source),
+                                  expected_sha256=expected_sha256, other_specs=other_specs)  # fmt: skip
+    if manifest.chunks:
+        judge = ChunkJudge(spec, load_reference_snapshot(spec, workspace))
+        for chunk in manifest.chunks:
+            scan_chunk(spec, manifest, chunk, workspace, judge)
+    return manifest, profile_columns(spec, manifest, workspace)
+
+
 def judge_sample(spec: FileSpec, sample: Path, company: str, home: Path, filespecs_dir: Path) -> SampleCounts:
     """Run the upload stages' pure logic on `sample` in a temporary work folder (removed after)."""
     from ingest_pipeline.core.filespec import load_other_form_types
-    from ingest_pipeline.core.merge import UploadFiles, profile_columns, scratch_connection
-    from ingest_pipeline.core.prepare import UploadWorkspace, prepare_chunks
-    from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
+    from ingest_pipeline.core.merge import UploadFiles, scratch_connection
+    from ingest_pipeline.core.prepare import UploadWorkspace
 
     with tempfile.TemporaryDirectory(prefix="check-spec-") as folder:
         workspace = UploadWorkspace(Path(folder) / "sample")
-        with open(sample, "rb") as stream:
-            manifest = prepare_chunks(stream, spec, workspace, upload_id="sample", company_id=company, source=str(sample),
-                                      other_specs=load_other_form_types(spec.form_type, filespecs_dir))  # fmt: skip
-        snapshot_reference_data(spec, company, home, filespecs_dir, workspace.reference)
-        if manifest.chunks:
-            from ingest_pipeline.core.judge import ChunkJudge
-
-            judge = ChunkJudge(spec, load_reference_snapshot(spec, workspace))
-            for chunk in manifest.chunks:
-                scan_chunk(spec, manifest, chunk, workspace, judge)
-        counts = profile_columns(spec, manifest, workspace)
+        manifest, counts = judge_offline(sample, spec, workspace, upload_id="sample", company_id=company, home=home,
+                                         filespecs_dir=filespecs_dir,
+                                         other_specs=load_other_form_types(spec.form_type, filespecs_dir))  # fmt: skip
         connection = scratch_connection(workspace, "1GB")
         try:
             rows = connection.execute(f"""

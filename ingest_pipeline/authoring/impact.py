@@ -17,14 +17,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest_pipeline.authoring.check import judge_offline
 from ingest_pipeline.core.errors import IngestError
 from ingest_pipeline.core.filespec import FileSpec
-from ingest_pipeline.core.judge import ChunkJudge
-from ingest_pipeline.core.merge import UploadFiles, profile_columns, scratch_connection
-from ingest_pipeline.core.prepare import UploadWorkspace, prepare_chunks
+from ingest_pipeline.core.merge import UploadFiles, scratch_connection
+from ingest_pipeline.core.prepare import UploadWorkspace
 from ingest_pipeline.core.quality import judge_error_rate
-from ingest_pipeline.core.reference import snapshot_reference_data
-from ingest_pipeline.core.scan import load_reference_snapshot, scan_chunk
 from ingest_pipeline.core.sql import scratch_duckdb, sql_read_parquet, sql_text
 from ingest_pipeline.core.storage import AZURE_URI_SCHEME
 
@@ -64,16 +62,10 @@ def judge_file(source: Path, spec: FileSpec, *, company_id: str, home: Path, fil
                scratch: Path, expected_sha256: str | None = None) -> Judgement:  # fmt: skip
     """Judge `source` under `spec` in `scratch` as the validate stages would, in this process."""
     workspace = UploadWorkspace(scratch)
-    snapshot_reference_data(spec, company_id, home, filespecs_dir, workspace.reference)
-    with open(source, "rb") as stream:
-        manifest = prepare_chunks(stream, spec, workspace, upload_id="impact", company_id=company_id,
-                                  source=str(source), expected_sha256=expected_sha256)  # fmt: skip
+    manifest, counts = judge_offline(source, spec, workspace, upload_id="impact", company_id=company_id, home=home,
+                                     filespecs_dir=filespecs_dir, expected_sha256=expected_sha256)  # fmt: skip
     if manifest.failure:
         return Judgement(manifest.failure, manifest.rows_total)
-    judge = ChunkJudge(spec, load_reference_snapshot(spec, workspace))
-    for chunk in manifest.chunks:
-        scan_chunk(spec, manifest, chunk, workspace, judge)
-    counts = profile_columns(spec, manifest, workspace)
     files = UploadFiles(workspace, manifest)
     errors = scratch / "row_errors.parquet"
     connection = scratch_connection(workspace, IMPACT_MEMORY_LIMIT)

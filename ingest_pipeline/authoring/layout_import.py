@@ -532,27 +532,20 @@ def _field(name: str, raw_name: str, cells: dict[str, str], kind: str) -> tuple[
                 problems.append(f"boolean format {format_text!r} is not 'true/false' texts (e.g. Y/N)")
         else:
             problems.append(f"format {format_text!r} applies to date, datetime and boolean fields only")
-    required = cells.get("required")
-    if required is not None:
-        flag = parse_flag(required)
-        if flag is None:
-            problems.append(f"required {required!r} is not yes or no")
-        elif flag:
-            spec["required"] = True
-    optional = cells.get("optional")
-    if optional:
-        flag = parse_flag(optional)
-        if flag is None:
-            problems.append(f"optional/nullable {optional!r} is not yes or no")
-        elif not flag and "required" not in spec:
-            spec["required"] = True
-    unique = cells.get("unique")
-    if unique:
-        flag = parse_flag(unique)
-        if flag is None:
-            problems.append(f"unique {unique!r} is not yes or no")
-        elif flag:
-            spec["unique"] = True
+    def flag(key: str, label: str) -> bool | None:
+        """The yes/no cell `key` (None when empty or not yes or no, the latter listed as a problem)."""
+        text = cells.get(key)
+        value = parse_flag(text) if text else None
+        if text and value is None:
+            problems.append(f"{label} {text!r} is not yes or no")
+        return value
+
+    if flag("required", "required"):
+        spec["required"] = True
+    if flag("optional", "optional/nullable") is False and "required" not in spec:
+        spec["required"] = True
+    if flag("unique", "unique"):
+        spec["unique"] = True
     for key in ("min_length", "max_length"):
         text = cells.get(key, "")
         if text:
