@@ -164,17 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.disable()
     try:
         args = build_parser().parse_args(argv)
-        if args.command in ("serve", "api-key"):
-            from ingest_pipeline.api.commands import run_command
-
-            return run_command(args)
-        from ingest_pipeline.authoring.describe_commands import DESCRIBE_COMMANDS, run_describe_command
-        from ingest_pipeline.authoring.spec_commands import SPEC_COMMANDS, run_spec_command
-
-        if args.command in DESCRIBE_COMMANDS:
-            return run_describe_command(args)
-        if args.command in SPEC_COMMANDS:
-            return run_spec_command(args)
+        if getattr(args, "run_command", None):  # registered by a module of its own (api/, authoring/)
+            return args.run_command(args)
         handler = {"run": cmd_run, "status": cmd_status, "generate": cmd_generate,
                    "ui": cmd_ui, "backfill": cmd_backfill, "report": cmd_report, "sql": cmd_sql,
                    "webhooks": cmd_webhooks, "work-folders": cmd_work_folders, "retry": cmd_retry,

@@ -19,8 +19,10 @@ def add_commands(commands, with_home) -> None:
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     with_home(serve)
+    serve.set_defaults(run_command=run_command)
 
     keys = commands.add_parser("api-key", help="create, list or revoke the HTTP API's per-company keys")
+    keys.set_defaults(run_command=run_command)
     actions = keys.add_subparsers(dest="action", required=True, parser_class=type(keys))
     create = actions.add_parser("create", help="make a key for a company; it is printed once, only its hash is kept")
     create.add_argument("--company", required=True, help="the company whose uploads the key sees")

@@ -13,7 +13,6 @@ from ingest_pipeline.core.filespec import FORM_TYPE_RE, FormatKind, load_filespe
 from ingest_pipeline.core.home import resolve_filespecs, resolve_home
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DESCRIBE_COMMANDS = ("describe", "check-spec")
 
 
 class AuthoringUsageError(IngestError):
@@ -31,6 +30,7 @@ def add_describe_commands(commands, with_home) -> None:
     describe.add_argument("--form-type", help="the form type id (default: the --out file's name)")
     describe.add_argument("--sample-rows", type=int, default=None, help="records read at most (default 50,000)")
     describe.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    describe.set_defaults(run_command=run_describe_command)
 
     check = commands.add_parser(
         "check-spec", help="validate a filespec file; --home: its reference data, --sample: a file"
@@ -41,6 +41,7 @@ def add_describe_commands(commands, with_home) -> None:
     check.add_argument("--company", help="company whose reference data is used (default: every company for --home; "
                        "acme or the only one for --sample)")  # fmt: skip
     with_home(check)
+    check.set_defaults(run_command=run_describe_command)
 
 
 def run_describe_command(args: argparse.Namespace) -> int:

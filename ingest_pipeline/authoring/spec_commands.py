@@ -13,7 +13,6 @@ from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_filespec, load_form
 from ingest_pipeline.core.home import resolve_filespecs, resolve_home
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
-SPEC_COMMANDS = ("import-spec", "export-spec", "spec-diff")
 
 
 def add_spec_commands(commands, with_home) -> None:
@@ -37,6 +36,8 @@ def add_spec_commands(commands, with_home) -> None:
     )
     diff.add_argument("old")
     diff.add_argument("new")
+    for parser in (imp, exp, diff):
+        parser.set_defaults(run_command=run_spec_command)
 
     backfill = commands.choices["backfill"]
     backfill.add_argument("--impact", action="store_true",
