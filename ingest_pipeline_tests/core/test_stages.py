@@ -182,11 +182,30 @@ def test_a_filespec_changing_a_fields_type_converts_earlier_results(tmp_path):
     *_, manifest = ingest(tmp_path, as_text, b"id,note,code\n7,a,A\n")
     warehouse = Warehouse(tmp_path / "home-None-1048576" / "warehouse.duckdb")
     with warehouse.transaction() as connection:  # the field is now an integer: earlier text values convert
-        _ensure_results_table(connection, spec_of(CSV_SPEC))
+        _ensure_results_table(connection, spec_of(CSV_SPEC), {})
         assert connection.execute("SELECT id FROM results.t").fetchall() == [(7,)]
     with pytest.raises(WarehouseError, match="results.t.id holds BIGINT values from earlier uploads that cannot become DATE"):
         with warehouse.transaction() as connection:
-            _ensure_results_table(connection, spec_of(CSV_SPEC.replace("type: integer", "type: date")))
+            _ensure_results_table(connection, spec_of(CSV_SPEC.replace("type: integer", "type: date")), {})
+
+
+def test_text_columns_of_many_distinct_values_are_stored_with_zstd(tmp_path, monkeypatch):
+    from ingest_pipeline.core import merge
+
+    monkeypatch.setattr(merge, "ZSTD_MIN_DISTINCT", 100)  # 300 rows: `note` has about 300 values, `code` two
+    spec = CSV_SPEC.replace("{name: id, type: integer, required: true, unique: true}", "{name: id, required: true, unique: true}")
+    expected = ingest(tmp_path / "reference", spec, rows_of(300))
+    monkeypatch.setattr(merge, "ZSTD_MIN_DISTINCT", 10**9)
+    assert ingest(tmp_path / "automatic", spec, rows_of(300))[:4] == expected[:4]
+    monkeypatch.setattr(merge, "ZSTD_MIN_DISTINCT", 100)
+    warehouse = Warehouse(tmp_path / "reference" / "home-None-1048576" / "warehouse.duckdb")
+    with warehouse.transaction() as connection:
+        connection.execute("CHECKPOINT")
+        compressed = dict(connection.execute(
+            "SELECT column_name, any_value(compression) FROM pragma_storage_info('results.t') "
+            "WHERE segment_type = 'VARCHAR' GROUP BY ALL").fetchall())  # fmt: skip
+    # `id` is unique (a value per row whatever the count), `note` past the threshold; `code` is left to DuckDB.
+    assert compressed["id"] == "ZSTD" and compressed["note"] == "ZSTD" and compressed["code"] != "ZSTD"
 
 
 @pytest.mark.parametrize("block_bytes", [16, 40, 1 << 20])
