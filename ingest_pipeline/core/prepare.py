@@ -25,6 +25,7 @@ from ingest_pipeline.core.file_shape import SAMPLE_BYTES, whole_file_problem
 from ingest_pipeline.core.filespec import FileSpec, FormatKind
 from ingest_pipeline.core.records import (
     UTF8_BOM,
+    RecordSpans,
     Structure,
     as_array,
     delimited_cells,
@@ -235,8 +236,8 @@ class _ChunkWriter:
     def room(self) -> int:
         return self.chunk_rows - (self._current.records if self._current else 0)
 
-    def write(self, data: bytes, start: int, end: int, records: int) -> None:
-        """Append `data[start:end]` (whole records, `records` of them) to the open chunk."""
+    def write(self, data: bytes, start: int, end: int, records: int, lines: int) -> None:
+        """Append `data[start:end]` (whole records, `records` of them, `lines` line breaks) to the open chunk."""
         if self._current is None:
             index = len(self.chunks) + 1
             self._current = ChunkInfo(index, self.next_row, self.next_line, 0, 0)
@@ -245,17 +246,17 @@ class _ChunkWriter:
         self._current.records += records
         self._current.bytes += end - start
         self.next_row += records
-        self.next_line += data.count(b"\n", start, end)
+        self.next_line += lines
         if self._current.records >= self.chunk_rows:
             self.close_chunk()
 
-    def skip(self, data: bytes, end: int) -> None:
+    def skip(self, data: bytes, end: int, lines: int) -> None:
         """Blank lines (`data[:end]`) between records: kept in the open chunk, else left out (they are
         not records); either way the lines are counted, so the next record's line number stays right."""
         if self._current is not None:
             self._io.submit(self._file.write, memoryview(data)[:end])
             self._current.bytes += end
-        self.next_line += data.count(b"\n", 0, end)
+        self.next_line += lines
 
     def close_chunk(self) -> None:
         if self._current is not None:
@@ -390,7 +391,7 @@ def _split(stream, record_format, structure, workspace, chunk_rows, block_bytes,
                 chunk_rows = default_chunk_rows(data[: min(len(data), 4 * 1024 * 1024)], sample_spans.starts.size)
             writer = _ChunkWriter(workspace, chunk_rows, line, io)
         spans, used = record_spans(array, structure, final=at_end)
-        _write_records(writer, data, spans.starts, used)
+        _write_records(writer, data, spans, used)
         line = writer.next_line  # it counted the lines of data[:used]
         pending = data[used:]
         if not at_end:
@@ -429,16 +430,21 @@ class _HeadThenRest:
         return piece
 
 
-def _write_records(writer: _ChunkWriter, data: bytes, starts: np.ndarray, used: int) -> None:
-    """Append the records of `data` (whole ones, ending at `used`) to chunks of the right size."""
-    index, count, offset = 0, starts.size, 0
+def _write_records(writer: _ChunkWriter, data: bytes, spans: RecordSpans, used: int) -> None:
+    """Append the records of `data` (whole ones, ending at `used`) to chunks of the right size.
+
+    The line breaks in each part written are counted from where the records start (`line_offsets`,
+    found with the records), not by reading the bytes again."""
+    starts, line_offsets = spans.starts, spans.line_offsets
+    index, count, offset, line = 0, starts.size, 0, 0
     if count == 0:  # only blank lines (a block can end right after them)
-        writer.skip(data, used)
+        writer.skip(data, used, spans.lines_in_buffer)
     while index < count:
         take = min(writer.room(), count - index)
-        end = int(starts[index + take]) if index + take < count else used
-        writer.write(data, offset, end, take)
-        offset, index = end, index + take
+        end, end_line = ((int(starts[index + take]), int(line_offsets[index + take])) if index + take < count
+                         else (used, spans.lines_in_buffer))  # fmt: skip
+        writer.write(data, offset, end, take, end_line - line)
+        offset, index, line = end, index + take, end_line
 
 
 def max_record_bytes() -> int:
