@@ -12,6 +12,8 @@ from ingest_pipeline.core.judge import (
     ChunkJudge,
     ReferenceSnapshot,
     build_schema,
+    converted,
+    converted_once_per_value,
     typed_column,
 )
 
@@ -157,6 +159,25 @@ def test_years_python_cannot_write_back_are_not_dates(fmt, text):
     result = judge(f"{{name: a, type: {kind}, format: '{fmt}'}}", [text, "2020-01-05" + text[10:]])
     assert result.messages["rule"].to_list() == ["type"]
     assert result.messages["row_number"].to_list() == [1]
+
+
+@pytest.mark.parametrize(("kind", "fmt", "texts"), [
+    ("date", "%Y-%m-%d", ["2020-01-05", "2020-02-30", "0943-11-25", "05.01.2020", "2020-1-5", None, "1999-12-31"]),
+    ("datetime", "%Y-%m-%d %H:%M", ["2020-01-05 10:00", "2020-01-05 25:00", "2020-01-05", None, "2021-06-30 23:59"]),
+    ("date", "%d.%m.%y", ["05.01.20", "31.04.24", "05.01.2020", None, "29.02.96"]),
+])  # fmt: skip
+def test_repeating_dates_are_read_once_per_value_with_the_same_answers(kind, fmt, texts):
+    spec = parse_filespec(yaml.load(f"form_type: t\nfields:\n  - {{name: a, type: {kind}, format: '{fmt}'}}\n",
+                                    Loader=yaml.BaseLoader), "t.yaml")  # fmt: skip
+    field = spec.fields[0]
+    repeated = pl.Series("a", texts * 3000, dtype=pl.String)  # every value many times: read once each
+    distinct = pl.Series("a", [f"2020-01-{day:02d} x{i}" for i, day in enumerate(range(1, 29))] * 2 + texts, dtype=pl.String)
+    for column in (repeated, distinct):
+        cell_by_cell = column.to_frame().select(converted(pl.col("a"), field)).to_series()
+        once = converted_once_per_value(column, field)
+        assert once.name == typed_column("a") and once.dtype == cell_by_cell.dtype
+        assert once.to_list() == cell_by_cell.to_list()
+    assert converted_once_per_value(repeated, field).drop_nulls().len() > 0
 
 
 def messages_of(field_yaml: str, values: list[str]) -> list[tuple[str, str]]:
