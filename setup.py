@@ -28,11 +28,12 @@ setup(
         "uvicorn==0.54.0",
     ],
     # playwright drives Debian's chromium (scripts/setup.sh installs it) in the tests marked `browser`.
-    # `distributed`: steps on Celery workers (broker Redis), the Dagster instance on PostgreSQL
+    # `distributed`: steps on Celery workers (broker Redis) or Kubernetes Jobs, the Dagster instance on PostgreSQL
     # (docs/storage-and-scaling.md); scripts/setup.sh installs it so that its test runs.
     extras_require={
         "dev": ["pytest==9.2.0", "jsonschema==4.26.0", "pytest-timeout==2.4.0", "ruff==0.17.6", "playwright==1.65.2"],
-        "distributed": ["dagster-celery==0.29.27", "dagster-postgres==0.29.27", "celery==5.7.0", "redis==8.1.0"],
+        "distributed": ["dagster-celery==0.29.27", "dagster-postgres==0.29.27", "celery==5.7.0", "redis==8.1.0",
+                        "dagster-k8s==0.29.27"],
     },
     entry_points={"console_scripts": ["ingest-pipeline=ingest_pipeline.cli:main"]},
 )

@@ -21,8 +21,11 @@ with collector_paused():
     from ingest_pipeline.defs.settings import IngestSettings
     from ingest_pipeline.defs.upload_views import upload_views
 
-    if DEPLOYMENT.distributed:
-        from dagster_celery import celery_executor
+    executor = None  # local: the jobs' multiprocess or in-process executor
+    if DEPLOYMENT.on_celery:
+        from dagster_celery import celery_executor as executor
+    elif DEPLOYMENT.distributed:  # kubernetes
+        from dagster_k8s import k8s_job_executor as executor
     defs = Definitions(
         assets=[*ingest_assets, client_report, upload_views],
         asset_checks=ingest_checks,
@@ -31,10 +34,11 @@ with collector_paused():
         resources={
             "ingest_settings": IngestSettings(),
             "landing": landing_storage_resource_from_env(),
-            # Distributed (core/deployment.py): step outputs in the work container, steps on Celery workers.
+            # Distributed (core/deployment.py): step outputs in the work container, steps on Celery
+            # workers or in Kubernetes pods.
             **({"io_manager": BlobPickleIOManager()} if DEPLOYMENT.distributed else {}),
         },
-        executor=celery_executor if DEPLOYMENT.distributed else None,
+        executor=executor,
     )
 
 

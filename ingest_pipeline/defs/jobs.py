@@ -55,9 +55,9 @@ def runs_in_process(size_bytes: int | None) -> bool:
 
 
 def execution_config(in_process: bool) -> dict:
-    """The run's executor config; distributed (core/deployment.py), always the Celery executor's."""
+    """The run's executor config; distributed (core/deployment.py), always the Celery or k8s executor's."""
     if DEPLOYMENT.distributed:
-        return {"config": DEPLOYMENT.celery_executor_config()}
+        return {"config": DEPLOYMENT.executor_config()}
     return IN_PROCESS_EXECUTION if in_process else MULTIPROCESS_EXECUTION
 
 

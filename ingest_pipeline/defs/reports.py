@@ -62,7 +62,7 @@ def client_report(context: AssetExecutionContext, ingest_settings: IngestSetting
 
 upload_report_job = define_asset_job(
     REPORT_JOB_NAME,
-    # Distributed, the Celery executor needs its broker (local: the default executor, unconfigured).
+    # Distributed, the Celery or k8s executor needs its config (local: the default executor, unconfigured).
     config={"execution": execution_config(in_process=True)} if DEPLOYMENT.distributed else None,
     selection=AssetSelection.assets(client_report),
     partitions_def=uploads_partitions,
