@@ -22,7 +22,7 @@ with collector_paused():
     from ingest_pipeline.defs.upload_views import upload_views
 
     if DEPLOYMENT.distributed:
-        from dagster_celery import celery_executor
+        from ingest_pipeline.defs.celery_executor import watched_celery_executor
     defs = Definitions(
         assets=[*ingest_assets, client_report, upload_views],
         asset_checks=ingest_checks,
@@ -34,7 +34,7 @@ with collector_paused():
             # Distributed (core/deployment.py): step outputs in the work container, steps on Celery workers.
             **({"io_manager": BlobPickleIOManager()} if DEPLOYMENT.distributed else {}),
         },
-        executor=celery_executor if DEPLOYMENT.distributed else None,
+        executor=watched_celery_executor if DEPLOYMENT.distributed else None,
     )
 
 

@@ -4,7 +4,10 @@ its own empty folder. Worker `owner` also serves the warehouse queue and is the 
 the home (the DuckDB file); worker `any` sees nothing but the services. A multi-chunk upload through
 `ingest-pipeline run` must give the embedded default's tables; then the scanning process of worker
 `any` is killed with SIGKILL mid-chunk: the run fails, and `ingest-pipeline retry` (re-execution
-from failure) with a fresh worker in its place gives the same tables, no upload left processing."""
+from failure) with a fresh worker in its place gives the same tables, no upload left processing.
+Then a whole worker (its main process and its pool) is killed mid-chunk, a lost machine: the run's
+watch (defs/celery_executor.py) fails the run within INGEST_WORKER_LOST_SECONDS and a few seconds,
+the upload ends `failed` saying how to resume, and `ingest-pipeline retry` gives the same tables."""
 
 import os
 import time
@@ -65,20 +68,48 @@ def upload_statuses(home: Path) -> list[tuple]:
         return connection.execute("SELECT upload_id, status FROM ingest.uploads").fetchall()
 
 
-@pytest.mark.distributed
-@pytest.mark.azurite
-def test_celery_workers_with_work_files_in_blob_give_the_embedded_tables_and_survive_a_killed_worker(
-    services, azurite, tmp_path
-):
+@pytest.fixture(scope="module")
+def roster_and_expected(tmp_path_factory) -> tuple[Path, dict]:
+    """A generated multi-chunk roster and the tables the embedded default makes of it."""
+    folder = tmp_path_factory.mktemp("roster")
     spec = load_form_type("employee_roster", PROJECT / "filespecs")
-    roster = tmp_path / "roster.csv"
-    generate_upload(spec, ROWS, roster, error_rate=0.02, seed=21, company_id="acme", home=tmp_path / "gen",
+    roster = folder / "roster.csv"
+    generate_upload(spec, ROWS, roster, error_rate=0.02, seed=21, company_id="acme", home=folder / "gen",
                     filespecs_dir=PROJECT / "filespecs")  # fmt: skip
-    embedded = tmp_path / "embedded"
+    embedded = folder / "embedded"
     done = cli(base_environment(), embedded, *run_args(roster), "--executor", "in_process")
     assert done.returncode == 0, done.stderr
     expected = contract_tables(embedded)
     assert expected["uploads"][0][12] == 3  # chunks_total: a multi-chunk upload
+    return roster, expected
+
+
+def start_run(environment: dict, home: Path, roster: Path):
+    """`ingest-pipeline run` in the background."""
+    import subprocess
+    import sys
+
+    env = {**environment, "INGEST_HOME": str(home), "INGEST_PROGRESS": "0", "PYTHONPATH": str(PROJECT)}
+    return subprocess.Popen([sys.executable, "-m", "ingest_pipeline.cli", *run_args(roster), "--home", str(home)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def wait_for_marker(marker: Path, run, worker) -> int:
+    """The pid of the process paused at the fault point, once it is there."""
+    deadline = time.monotonic() + RUN_SECONDS
+    while not (marker.exists() and marker.read_text().strip()):
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, worker.log.read_text()[-3000:]
+        time.sleep(0.2)
+    return int(marker.read_text().split()[0])
+
+
+@pytest.mark.distributed
+@pytest.mark.azurite
+def test_celery_workers_with_work_files_in_blob_give_the_embedded_tables_and_survive_a_killed_worker(
+    services, azurite, tmp_path, roster_and_expected
+):
+    roster, expected = roster_and_expected
 
     environment = {**base_environment(), **services}
     home = tmp_path / "home"
@@ -110,22 +141,12 @@ def test_celery_workers_with_work_files_in_blob_give_the_embedded_tables_and_sur
             faults.MARKER_ENV: str(marker), faults.ACTION_ENV: "pause"})  # fmt: skip
         workers.append(paused)
         second_home = tmp_path / "home2"
-        import subprocess
-        import sys
-
-        env = {**environment, "INGEST_HOME": str(second_home), "INGEST_PROGRESS": "0", "PYTHONPATH": str(PROJECT)}
         owner.kill_all()
         owner = start_worker("owner2", tmp_path / "worker-owner-2", ["dagster", "warehouse"],
                              {**environment, "INGEST_HOME": str(second_home)})  # fmt: skip
         workers.append(owner)
-        run = subprocess.Popen([sys.executable, "-m", "ingest_pipeline.cli", *run_args(roster), "--home", str(second_home)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        deadline = time.monotonic() + RUN_SECONDS
-        while not (marker.exists() and marker.read_text().strip()):
-            assert run.poll() is None, run.communicate()
-            assert time.monotonic() < deadline, paused.log.read_text()[-3000:]
-            time.sleep(0.2)
-        os.kill(int(marker.read_text().split()[0]), 9)  # kill -9 of the process scanning the chunk
+        run = start_run(environment, second_home, roster)
+        os.kill(wait_for_marker(marker, run, paused), 9)  # kill -9 of the process scanning the chunk
         out, err = run.communicate(timeout=RUN_SECONDS)
         assert run.returncode == 1, out + err  # the run failed, and said so
         assert "failed" in out
@@ -133,14 +154,85 @@ def test_celery_workers_with_work_files_in_blob_give_the_embedded_tables_and_sur
         fresh = start_worker("any3", tmp_path / "worker-any-3", ["dagster"],
                              {**environment, "INGEST_HOME": str(tmp_path / "worker-any-3" / "nohome")})  # fmt: skip
         workers.append(fresh)
-        if True:
-            ((upload_id, status),) = upload_statuses(second_home)
-            assert status == "failed"
-            retried = cli(environment, second_home, "retry", upload_id)
-            assert retried.returncode == 0, retried.stdout + retried.stderr + owner.log.read_text()[-3000:]
-            assert "from failure" in retried.stdout
-            assert contract_tables(second_home) == expected
-            assert [s for _, s in upload_statuses(second_home)] == ["completed"]
+        ((upload_id, status),) = upload_statuses(second_home)
+        assert status == "failed"
+        retried = cli(environment, second_home, "retry", upload_id)
+        assert retried.returncode == 0, retried.stdout + retried.stderr + owner.log.read_text()[-3000:]
+        assert "from failure" in retried.stdout
+        assert contract_tables(second_home) == expected
+        assert [s for _, s in upload_statuses(second_home)] == ["completed"]
+    finally:
+        for worker in workers:
+            stop(worker.process)
+
+
+WORKER_LOST_SECONDS = 6
+
+
+@pytest.mark.distributed
+@pytest.mark.azurite
+def test_a_whole_worker_lost_mid_chunk_fails_the_run_within_the_bound_and_retry_finishes_it(
+    services, tmp_path, roster_and_expected, monkeypatch
+):
+    """kill -9 of a worker's whole process group (main process and pool: a lost machine) while it
+    scans a chunk: nobody reports its task, and with early acknowledgement nobody redelivers it;
+    the run's watch must notice its worker is gone and fail the run, or the run waits for ever."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    from ingest_pipeline.core.worker_watch import LOST_WORKER_TAG
+    from ingest_pipeline.defs.jobs import INGEST_JOB_NAME
+    from ingest_pipeline.defs.partitions import PARTITION_TAG
+
+    roster, expected = roster_and_expected
+    environment = {**base_environment(), **services, "INGEST_WORKER_LOST_SECONDS": str(WORKER_LOST_SECONDS)}
+    home = tmp_path / "home"
+    marker = tmp_path / "worker-lost" / "marker"
+    marker.parent.mkdir()
+    owner = start_worker("owner", tmp_path / "worker-owner", ["dagster", "warehouse"],
+                         {**environment, "INGEST_HOME": str(home)})  # fmt: skip
+    lost = start_worker("lost", tmp_path / "worker-lost", ["dagster"], {
+        **environment, "INGEST_HOME": str(marker.parent / "nohome"), faults.POINT_ENV: faults.SCAN,
+        faults.MARKER_ENV: str(marker), faults.ACTION_ENV: "pause"})  # fmt: skip
+    workers = [owner, lost]
+    try:
+        run = start_run(environment, home, roster)
+        wait_for_marker(marker, run, lost)
+        lost.kill_all()  # the whole worker, as a lost machine: no process is left to report the task
+        killed_at = time.time()
+        out, err = run.communicate(timeout=RUN_SECONDS)
+        assert run.returncode == 1, out + err
+        assert "failed" in out
+
+        ((upload_id, status),) = upload_statuses(home)
+        assert status == "failed"  # not left `processing`
+        monkeypatch.setenv("INGEST_POSTGRES_URL", services["INGEST_POSTGRES_URL"])
+        with DagsterInstance.from_config(str(home / "dagster")) as instance:
+            (record,) = instance.get_run_records(RunsFilter(job_name=INGEST_JOB_NAME, tags={PARTITION_TAG: upload_id}),
+                                                 limit=1)  # fmt: skip
+            assert record.dagster_run.status == DagsterRunStatus.FAILURE
+            reason = record.dagster_run.tags[LOST_WORKER_TAG]
+            # Noticed within the bound: the worker silent for WORKER_LOST_SECONDS, asked every second,
+            # then the owner's steps in flight finished and the run ended (a loaded machine: a margin).
+            ended_after = record.end_time - killed_at
+            assert ended_after < WORKER_LOST_SECONDS + 30, ended_after
+            print(f"\nwhole worker lost: the run ended failed {ended_after:.1f} s after the kill "
+                  f"(INGEST_WORKER_LOST_SECONDS={WORKER_LOST_SECONDS})")  # fmt: skip
+            assert record.dagster_run.run_id not in instance.event_log_storage.get_concurrency_run_ids()
+        assert reason.startswith("Celery worker lost@") and "scan_upload_chunk[chunk_" in reason, reason
+        with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
+            (error,) = connection.execute("SELECT error FROM ingest.uploads").fetchone()
+        assert error.startswith("Celery worker lost@") and error.endswith(
+            f"; `ingest-pipeline retry {upload_id}` resumes it where it stopped."
+        ), error
+
+        fresh = start_worker("fresh", tmp_path / "worker-fresh", ["dagster"],
+                             {**environment, "INGEST_HOME": str(tmp_path / "worker-fresh" / "nohome")})  # fmt: skip
+        workers.append(fresh)
+        retried = cli(environment, home, "retry", upload_id)
+        assert retried.returncode == 0, retried.stdout + retried.stderr + owner.log.read_text()[-3000:]
+        assert "from failure" in retried.stdout
+        assert contract_tables(home) == expected
+        assert [s for _, s in upload_statuses(home)] == ["completed"]
     finally:
         for worker in workers:
             stop(worker.process)

@@ -12,7 +12,9 @@
   (`postgresql+psycopg2://user:password@host:5432/dagster`: psycopg2 is the driver installed);
 - work files (chunk files, scan outputs, step outputs) are in the Azure Blob container
   `INGEST_WORK_CONTAINER` (default `work`) of the account `AZURE_STORAGE_ACCOUNT_URL` (credential
-  `AZURE_STORAGE_KEY`, `AZURE_STORAGE_SAS_TOKEN`, else `DefaultAzureCredential`).
+  `AZURE_STORAGE_KEY`, `AZURE_STORAGE_SAS_TOKEN`, else `DefaultAzureCredential`);
+- a step whose worker stops answering for `INGEST_WORKER_LOST_SECONDS` (default 60) fails the run
+  (core/worker_watch.py), which `ingest-pipeline retry` then re-executes from failure.
 """
 
 import os
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ingest_pipeline.core.errors import StorageError
+from ingest_pipeline.core.worker_watch import DEFAULT_WORKER_LOST_SECONDS, WORKER_LOST_ENV, worker_lost_seconds
 
 DEPLOYMENT_ENV = "INGEST_DEPLOYMENT"
 LOCAL, DISTRIBUTED = "local", "distributed"
@@ -42,6 +45,7 @@ class Deployment:
     account_url: str | None = None
     account_key: str | None = None
     sas_token: str | None = None
+    worker_lost_seconds: float = DEFAULT_WORKER_LOST_SECONDS
 
     @property
     def distributed(self) -> bool:
@@ -52,16 +56,25 @@ class Deployment:
         return {CELERY_QUEUE_TAG: self.warehouse_queue} if self.distributed else {}
 
     def celery_executor_config(self) -> dict:
-        """The `celery` executor's run config: the broker and backend, one step per worker task at a time."""
+        """The run config of the `celery` executor (defs/celery_executor.py): the broker and backend,
+        one step per worker task at a time, and how long a silent worker is given."""
         return {
             "broker": self.broker,
             "backend": self.backend or self.broker,
+            "worker_lost_seconds": self.worker_lost_seconds,
             "config_source": {
                 # A worker takes one task at a time: a long scan never holds a second one back.
                 "worker_prefetch_multiplier": 1,
+                # ... and fetches none while it runs one (Redis only): a worker lost mid-step takes
+                # no task with it that nobody would see, to wait in its unacknowledged set for
+                # Redis' visibility timeout (an hour).
+                "worker_disable_prefetch": True,
                 # The step's process dying (kill -9, OOM) fails its task with WorkerLostError, so
-                # the run ends failed and is re-executed from failure (not redelivered twice).
+                # the run ends failed and is re-executed from failure (not redelivered twice). A
+                # whole worker lost is noticed by the run's watch (core/worker_watch.py).
                 "task_acks_late": False,
+                # A started task's state names its worker, the one the watch asks after.
+                "task_track_started": True,
             },
         }
 
@@ -83,6 +96,10 @@ def deployment_from_env(environ: Mapping[str, str] | None = None) -> Deployment:
         )
     if not environ["INGEST_POSTGRES_URL"].strip().startswith(POSTGRES_SCHEME):
         raise StorageError(f"INGEST_POSTGRES_URL must start with {POSTGRES_SCHEME} (the PostgreSQL driver installed).")
+    try:
+        lost_seconds = worker_lost_seconds(environ.get(WORKER_LOST_ENV))
+    except ValueError as error:
+        raise StorageError(str(error)) from None
     return Deployment(
         kind=DISTRIBUTED,
         broker=environ["INGEST_CELERY_BROKER"].strip(),
@@ -93,6 +110,7 @@ def deployment_from_env(environ: Mapping[str, str] | None = None) -> Deployment:
         account_url=environ["AZURE_STORAGE_ACCOUNT_URL"].strip(),
         account_key=(environ.get("AZURE_STORAGE_KEY") or "").strip() or None,
         sas_token=(environ.get("AZURE_STORAGE_SAS_TOKEN") or "").strip() or None,
+        worker_lost_seconds=lost_seconds,
     )
 
 

@@ -40,8 +40,15 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES, NOT_FINISHED_ST
 
 from ingest_pipeline.core.completion import notify_upload_finished
 from ingest_pipeline.core.processes import kill_process, process_alive, this_host
-from ingest_pipeline.core.uploads import QUEUED, cancelled_error, list_unfinished_uploads, mark_failed_if_unfinished
+from ingest_pipeline.core.uploads import (
+    QUEUED,
+    cancelled_error,
+    list_unfinished_uploads,
+    mark_failed_if_unfinished,
+    worker_lost_error,
+)
 from ingest_pipeline.core.warehouse import Warehouse
+from ingest_pipeline.core.worker_watch import LOST_WORKER_TAG
 from ingest_pipeline.defs.assets import INGEST_JOB_NAME, ingest_assets
 from ingest_pipeline.defs.partitions import PARTITION_TAG
 from ingest_pipeline.defs.settings import IngestSettings
@@ -176,6 +183,8 @@ def fail_stranded_uploads(instance: DagsterInstance, warehouse: Warehouse) -> li
                 continue
             if run.dagster_run.status == DagsterRunStatus.CANCELED:  # the UI's Terminate, or `ingest-pipeline cancel`
                 reason = cancelled_error(upload_id, upload["stage"])
+            elif run.dagster_run.tags.get(LOST_WORKER_TAG):  # distributed: a step's worker was lost
+                reason = worker_lost_error(upload_id, run.dagster_run.tags[LOST_WORKER_TAG])
             else:
                 stage = upload["stage"] or "its start"
                 reason = f"The run {run.dagster_run.run_id} stopped unexpectedly during {stage}, before the upload finished; {RESUME_HINT}."
