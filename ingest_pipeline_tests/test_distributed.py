@@ -177,7 +177,7 @@ def test_a_whole_worker_lost_mid_chunk_fails_the_run_within_the_bound_and_retry_
     """kill -9 of a worker's whole process group (main process and pool: a lost machine) while it
     scans a chunk: nobody reports its task, and with early acknowledgement nobody redelivers it;
     the run's watch must notice its worker is gone and fail the run, or the run waits for ever."""
-    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
     from ingest_pipeline.core.worker_watch import LOST_WORKER_TAG
     from ingest_pipeline.defs.jobs import INGEST_JOB_NAME
@@ -216,8 +216,10 @@ def test_a_whole_worker_lost_mid_chunk_fails_the_run_within_the_bound_and_retry_
             ended_after = record.end_time - killed_at
             assert ended_after < WORKER_LOST_SECONDS + 30, ended_after
             print(f"\nwhole worker lost: the run ended failed {ended_after:.1f} s after the kill "
-                  f"(INGEST_WORKER_LOST_SECONDS={WORKER_LOST_SECONDS})")  # fmt: skip
+                  f"(INGEST_WORKER_LOST_SECONDS={WORKER_LOST_SECONDS}); the command said: {(out + err).strip().splitlines()[-1]}")  # fmt: skip
             assert record.dagster_run.run_id not in instance.event_log_storage.get_concurrency_run_ids()
+            engine_events = instance.all_logs(record.dagster_run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+            assert any(reason in e.dagster_event.message for e in engine_events)  # in the run's log, for the UI
         assert reason.startswith("Celery worker lost@") and "scan_upload_chunk[chunk_" in reason, reason
         with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as connection:
             (error,) = connection.execute("SELECT error FROM ingest.uploads").fetchone()
