@@ -24,7 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 WORKER_LOST_ENV = "INGEST_WORKER_LOST_SECONDS"
-LOST_WORKER_TAG = "ingest/lost-worker"  # the run tag holding the verdict, for the upload's error
+# The metadata key of the engine event that records a verdict in the run's log, where the upload's
+# error is read from (not a run tag: a re-execution inherits its parent's tags).
+LOST_WORKER_KEY = "ingest/lost-worker"
 DEFAULT_WORKER_LOST_SECONDS = 60.0
 
 

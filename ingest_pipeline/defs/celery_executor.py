@@ -8,8 +8,8 @@ judges). This executor is the same one (the same name and settings, and dagster-
 of the orchestrating process asks the workers every few seconds which are alive and which queues
 they take, and each step's task result is wrapped so that the loop sees a lost step as finished,
 failed with `StepWorkerLostError`. The run then ends failed the ordinary way (the other steps in
-flight finish first; the slots are freed), its `ingest/lost-worker` tag and an engine event say
-which worker went, and the upload's error says to run `ingest-pipeline retry UPLOAD_ID`.
+flight finish first; the slots are freed), an engine event in its log says which worker went
+(metadata `ingest/lost-worker`), and the upload's error says to run `ingest-pipeline retry UPLOAD_ID`.
 """
 
 import functools
@@ -18,7 +18,8 @@ import threading
 import time
 
 from celery import states
-from dagster import Field, executor, multiple_process_executor_requirements
+from dagster import Field, MetadataValue, executor, multiple_process_executor_requirements
+from dagster._core.events import EngineEventData
 from dagster._core.execution.retries import RetryMode
 from dagster_celery.core_execution_loop import core_celery_execution_loop
 from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor, _submit_task
@@ -27,7 +28,7 @@ from dagster_celery.make_app import make_app
 from ingest_pipeline.core.errors import StepWorkerLostError
 from ingest_pipeline.core.worker_watch import (
     DEFAULT_WORKER_LOST_SECONDS,
-    LOST_WORKER_TAG,
+    LOST_WORKER_KEY,
     WORKER_LOST_ENV,
     WorkerWatch,
     check_interval,
@@ -102,9 +103,9 @@ class WatchedResult:
         return self._lost is not None
 
     def _report(self) -> None:
-        instance, run = self._context.instance, self._context.dagster_run
-        instance.add_run_tags(run.run_id, {LOST_WORKER_TAG: self._lost})
-        instance.report_engine_event(self._lost, run, cls=WatchedCeleryExecutor, step_key=self._step_key)
+        data = EngineEventData(metadata={LOST_WORKER_KEY: MetadataValue.text(self._lost)})
+        self._context.instance.report_engine_event(self._lost, self._context.dagster_run, data,
+                                                   cls=WatchedCeleryExecutor, step_key=self._step_key)  # fmt: skip
         try:  # should the worker be alive after all (only unreachable), it stops the step
             self._result.revoke(terminate=True)
         except Exception as error:
