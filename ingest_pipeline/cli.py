@@ -442,7 +442,8 @@ def _end_stranded_upload(upload_id: str, run_id: str, log_file: Path | None, ins
     from dagster import DagsterRunStatus
 
     from ingest_pipeline.core.completion import notify_upload_finished
-    from ingest_pipeline.core.uploads import FAILED, cancelled_error, mark_failed
+    from ingest_pipeline.core.uploads import FAILED, cancelled_error, mark_failed, worker_lost_error
+    from ingest_pipeline.defs.run_health import lost_worker_reason
 
     warehouse = Warehouse(resolve_home() / "warehouse.duckdb")
     upload = get_upload(warehouse, upload_id)
@@ -450,6 +451,8 @@ def _end_stranded_upload(upload_id: str, run_id: str, log_file: Path | None, ins
         run = instance.get_run_by_id(run_id)
         if run is not None and run.status == DagsterRunStatus.CANCELED:
             error = cancelled_error(upload_id, upload["stage"])
+        elif run is not None and (lost := lost_worker_reason(instance, run_id)):  # distributed: a step's worker was lost
+            error = worker_lost_error(upload_id, lost)
         else:
             error = f"The Dagster run {run_id} ended before the upload finished{f'; see {log_file}' if log_file else ''}."
         mark_failed(warehouse, upload_id, error)

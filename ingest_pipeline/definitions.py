@@ -23,7 +23,7 @@ with collector_paused():
 
     executor = None  # local: the jobs' multiprocess or in-process executor
     if DEPLOYMENT.on_celery:
-        from dagster_celery import celery_executor as executor
+        from ingest_pipeline.defs.celery_executor import watched_celery_executor as executor
     elif DEPLOYMENT.distributed:  # kubernetes
         from dagster_k8s import k8s_job_executor as executor
     defs = Definitions(

@@ -1,5 +1,6 @@
 """Fixtures shared by the test suite."""
 
+import contextlib
 import os
 import re
 import subprocess
@@ -72,10 +73,19 @@ class Azurite:
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """Starts Azurite's blob service in memory on a free port for the session, and stops it after."""
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as service:
+        yield service
+
+
+@contextlib.contextmanager
+def running_azurite(workdir: Path, on_disk: bool = False) -> Iterator[Azurite]:
+    """Azurite's blob service on a free port, its log in `workdir`: in memory (at most 512 MB of
+    blob data, the fast default for tests), or `on_disk`, its blobs in `workdir/data` with no limit
+    but the disk's (for a benchmark's gigabytes)."""
     if not AZURITE_BLOB.exists():
         pytest.fail(f"Azurite is not installed ({AZURITE_BLOB} is missing); run scripts/setup.sh.", pytrace=False)
-    workdir = tmp_path_factory.mktemp("azurite")
     log_path = workdir / "azurite.log"
+    persistence = ["--location", str(workdir / "data")] if on_disk else ["--inMemoryPersistence", "--extentMemoryLimit", "512"]
     with open(log_path, "wb") as log:
         # Port 0: Azurite binds a free port and prints it, so there is no race for the port.
         process = subprocess.Popen(
@@ -83,8 +93,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
                 str(AZURITE_BLOB),
                 "--blobHost", "127.0.0.1",
                 "--blobPort", "0",
-                "--inMemoryPersistence",
-                "--extentMemoryLimit", "512",
+                *persistence,
                 "--skipApiVersionCheck",
                 "--loose",
                 "--silent",

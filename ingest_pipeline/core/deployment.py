@@ -13,14 +13,17 @@
   (`postgresql+psycopg2://user:password@host:5432/dagster`: psycopg2 is the driver installed);
 - work files (chunk files, scan outputs, step outputs) are in the Azure Blob container
   `INGEST_WORK_CONTAINER` (default `work`) of the account `AZURE_STORAGE_ACCOUNT_URL` (credential
-  `AZURE_STORAGE_KEY`, `AZURE_STORAGE_SAS_TOKEN`, else `DefaultAzureCredential`).
+  `AZURE_STORAGE_KEY`, `AZURE_STORAGE_SAS_TOKEN`, else `DefaultAzureCredential`);
+- a step whose worker stops answering for `INGEST_WORKER_LOST_SECONDS` (default 60) fails the run
+  (core/worker_watch.py), which `ingest-pipeline retry` then re-executes from failure.
 
 `kubernetes` is the same but for the executor: each step is a Kubernetes Job (`dagster-k8s`'s
 `k8s_job_executor`) in the namespace `INGEST_K8S_NAMESPACE` (default `ingest`), at most
 `INGEST_K8S_MAX_CONCURRENT` (default 16) at once per run. The per-upload steps' pods mount the
 warehouse disk, the PersistentVolumeClaim `INGEST_K8S_WAREHOUSE_CLAIM` (default `ingest-home`), at
 `INGEST_HOME`, on the node labelled `INGEST_K8S_WAREHOUSE_NODE_LABEL` (default
-`ingest/warehouse=true`): an Azure Disk attaches to one node at a time. No broker.
+`ingest/warehouse=true`): an Azure Disk attaches to one node at a time. No broker (and no
+worker watch: Kubernetes reports a lost pod's Job as failed).
 """
 
 import os
@@ -28,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ingest_pipeline.core.errors import StorageError
+from ingest_pipeline.core.worker_watch import DEFAULT_WORKER_LOST_SECONDS, WORKER_LOST_ENV, worker_lost_seconds
 
 DEPLOYMENT_ENV = "INGEST_DEPLOYMENT"
 LOCAL, DISTRIBUTED, KUBERNETES = "local", "distributed", "kubernetes"
@@ -57,6 +61,7 @@ class Deployment:
     account_url: str | None = None
     account_key: str | None = None
     sas_token: str | None = None
+    worker_lost_seconds: float = DEFAULT_WORKER_LOST_SECONDS
     home: str | None = None  # kubernetes: where the warehouse disk is mounted (INGEST_HOME)
     k8s_namespace: str = DEFAULT_K8S_NAMESPACE
     k8s_warehouse_claim: str = DEFAULT_K8S_WAREHOUSE_CLAIM
@@ -96,16 +101,25 @@ class Deployment:
         return self.celery_executor_config()
 
     def celery_executor_config(self) -> dict:
-        """The `celery` executor's run config: the broker and backend, one step per worker task at a time."""
+        """The run config of the `celery` executor (defs/celery_executor.py): the broker and backend,
+        one step per worker task at a time, and how long a silent worker is given."""
         return {
             "broker": self.broker,
             "backend": self.backend or self.broker,
+            "worker_lost_seconds": self.worker_lost_seconds,
             "config_source": {
                 # A worker takes one task at a time: a long scan never holds a second one back.
                 "worker_prefetch_multiplier": 1,
+                # ... and fetches none while it runs one (Redis only): a worker lost mid-step takes
+                # no task with it that nobody would see, to wait in its unacknowledged set for
+                # Redis' visibility timeout (an hour).
+                "worker_disable_prefetch": True,
                 # The step's process dying (kill -9, OOM) fails its task with WorkerLostError, so
-                # the run ends failed and is re-executed from failure (not redelivered twice).
+                # the run ends failed and is re-executed from failure (not redelivered twice). A
+                # whole worker lost is noticed by the run's watch (core/worker_watch.py).
                 "task_acks_late": False,
+                # A started task's state names its worker, the one the watch asks after.
+                "task_track_started": True,
             },
         }
 
@@ -135,8 +149,13 @@ def deployment_from_env(environ: Mapping[str, str] | None = None) -> Deployment:
         "sas_token": setting.get("AZURE_STORAGE_SAS_TOKEN"),
     }
     if kind == DISTRIBUTED:
+        try:
+            lost_seconds = worker_lost_seconds(environ.get(WORKER_LOST_ENV))
+        except ValueError as error:
+            raise StorageError(str(error)) from None
         return Deployment(**shared, broker=setting["INGEST_CELERY_BROKER"], backend=setting.get("INGEST_CELERY_BACKEND"),
-                          warehouse_queue=setting.get("INGEST_WAREHOUSE_QUEUE", DEFAULT_WAREHOUSE_QUEUE))  # fmt: skip
+                          warehouse_queue=setting.get("INGEST_WAREHOUSE_QUEUE", DEFAULT_WAREHOUSE_QUEUE),
+                          worker_lost_seconds=lost_seconds)  # fmt: skip
     if not setting["INGEST_HOME"].startswith("/"):
         raise StorageError(f"INGEST_HOME is {setting['INGEST_HOME']!r}; on Kubernetes it must be the absolute path "
                            "where the warehouse disk is mounted, e.g. /srv/ingest.")  # fmt: skip

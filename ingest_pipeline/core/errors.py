@@ -47,3 +47,7 @@ class ConfigurationError(IngestError):
 
 class ReportPeriodError(IngestError):
     """A report's period is not two dates (YYYY-MM-DD), or it starts after it ends."""
+
+
+class StepWorkerLostError(IngestError):
+    """A distributed run's step task lost its Celery worker, or found none taking its queue (core/worker_watch.py)."""

@@ -86,6 +86,12 @@ def cancelled_error(upload_id: str, stage: str | None) -> str:
             "`ingest-pipeline run` on the file starts it again.")  # fmt: skip
 
 
+def worker_lost_error(upload_id: str, lost: str) -> str:
+    """The error of an upload whose distributed run lost a step's Celery worker (`lost`: the
+    watch's sentence, core/worker_watch.py)."""
+    return f"{lost[:-1] if lost.endswith('.') else lost}; `ingest-pipeline retry {upload_id}` resumes it where it stopped."
+
+
 def mark_failed(warehouse: Warehouse, upload_id: str, error: str) -> None:
     update_upload(warehouse, upload_id, status=FAILED, error=error, finished_at=now())
 

@@ -40,8 +40,15 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES, NOT_FINISHED_ST
 
 from ingest_pipeline.core.completion import notify_upload_finished
 from ingest_pipeline.core.processes import kill_process, process_alive, this_host
-from ingest_pipeline.core.uploads import QUEUED, cancelled_error, list_unfinished_uploads, mark_failed_if_unfinished
+from ingest_pipeline.core.uploads import (
+    QUEUED,
+    cancelled_error,
+    list_unfinished_uploads,
+    mark_failed_if_unfinished,
+    worker_lost_error,
+)
 from ingest_pipeline.core.warehouse import Warehouse
+from ingest_pipeline.core.worker_watch import LOST_WORKER_KEY
 from ingest_pipeline.defs.assets import INGEST_JOB_NAME, ingest_assets
 from ingest_pipeline.defs.partitions import PARTITION_TAG
 from ingest_pipeline.defs.settings import IngestSettings
@@ -137,6 +144,19 @@ def free_slots_of_finished_runs(instance: DagsterInstance) -> None:
             storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
 
 
+def lost_worker_reason(instance: DagsterInstance, run_id: str) -> str | None:
+    """The watch's sentence when a step of this distributed run lost its Celery worker
+    (defs/celery_executor.py records it in the run's log), else None."""
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=10_000).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        data = event.event_specific_data if event is not None else None
+        value = (getattr(data, "metadata", None) or {}).get(LOST_WORKER_KEY)
+        if value is not None:
+            return str(value.value)
+    return None
+
+
 INGEST_ASSET_KEYS = frozenset(key for asset in ingest_assets for key in asset.keys)
 
 
@@ -176,6 +196,8 @@ def fail_stranded_uploads(instance: DagsterInstance, warehouse: Warehouse) -> li
                 continue
             if run.dagster_run.status == DagsterRunStatus.CANCELED:  # the UI's Terminate, or `ingest-pipeline cancel`
                 reason = cancelled_error(upload_id, upload["stage"])
+            elif lost := lost_worker_reason(instance, run.dagster_run.run_id):  # distributed: a step's worker was lost
+                reason = worker_lost_error(upload_id, lost)
             else:
                 stage = upload["stage"] or "its start"
                 reason = f"The run {run.dagster_run.run_id} stopped unexpectedly during {stage}, before the upload finished; {RESUME_HINT}."
