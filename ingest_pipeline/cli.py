@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", default="3000")
     ui.add_argument("--host", default="127.0.0.1", help="address the UI listens on (default 127.0.0.1; 0.0.0.0: every interface)")
     with_home(ui)
+
+    daemon = commands.add_parser("daemon", help="start the Dagster daemon alone (sensor, run queue) on the home's instance, without the UI")
+    with_home(daemon)
     return parser
 
 
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"run": cmd_run, "status": cmd_status, "generate": cmd_generate,
                    "ui": cmd_ui, "backfill": cmd_backfill, "report": cmd_report, "sql": cmd_sql,
                    "webhooks": cmd_webhooks, "work-folders": cmd_work_folders, "retry": cmd_retry,
-                   "cancel": cmd_cancel, "partitions": cmd_partitions}[args.command]  # fmt: skip
+                   "cancel": cmd_cancel, "partitions": cmd_partitions, "daemon": cmd_daemon}[args.command]  # fmt: skip
         return handler(args)
     except UsageError as error:
         return _fail_usage(str(error))
@@ -979,6 +982,23 @@ def cmd_ui(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.execv(sys.executable, command)
+    return EXIT_OK  # not reached
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    """`dagster-daemon run` on the home's instance: what `ui` starts besides the webserver, for a
+    machine that runs the sensor and the run queue but serves no UI (a distributed deployment's
+    warehouse VM). A bare `dagster-daemon run` would need DAGSTER_HOME set and the home's
+    dagster.yaml (PostgreSQL when distributed) written first; this does both."""
+    home = resolve_home(args.home)
+    configure_environment(home, resolve_filespecs(args.filespecs))
+    print(f"Dagster daemon on instance {home / 'dagster'} (the upload sensor, the run queue); Ctrl-C stops it", flush=True)
+    os.chdir(home / "dagster")  # beside its dagster.yaml, as `ui`
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.execv(sys.executable, [sys.executable, "-m", "dagster._daemon", "run", "-w", str(PROJECT_ROOT / "workspace.yaml")])
     return EXIT_OK  # not reached
 
 

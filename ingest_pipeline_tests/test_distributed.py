@@ -336,18 +336,22 @@ SENSOR_ROWS = 500_000  # about 80 MiB: two chunks of the default size (about 64 
 def test_a_file_landing_is_ingested_by_the_daemons_sensor_on_celery_workers_to_the_embedded_tables(
     services, tmp_path, monkeypatch
 ):
-    """The mission's main path in distributed mode: a real `dagster-daemon` on the home's PostgreSQL
-    instance, its upload sensor seeing a file land in `<home>/landing/acme/employee_roster/`, its run
-    (the default run launcher, the celery executor) handing the steps to two workers; the upload must
-    complete with the embedded default's tables for the same file, nothing left processing."""
+    """The mission's main path in distributed mode: `ingest-pipeline daemon` (a real `dagster-daemon`
+    on the home's PostgreSQL instance), its upload sensor seeing a file land in
+    `<home>/landing/acme/employee_roster/`, its run (the default run launcher, the celery executor)
+    handing the steps to two workers; the upload must complete with the embedded default's tables
+    for the same file, nothing left processing."""
     import shutil
     import subprocess
+    import sys
 
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+    from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
     from ingest_pipeline.core.deployment import distributed_instance_yaml
     from ingest_pipeline.defs.jobs import INGEST_JOB_NAME
-    from ingest_pipeline_tests.test_daemon_faults import DAEMON, upload_state, wait_for
+    from ingest_pipeline.defs.partitions import PARTITION_TAG
+    from ingest_pipeline_tests.test_daemon_faults import upload_state, wait_for
     from ingest_pipeline_tests.test_daemon_faults import stop as stop_daemon
 
     started = time.monotonic()
@@ -364,19 +368,21 @@ def test_a_file_landing_is_ingested_by_the_daemons_sensor_on_celery_workers_to_t
     prepared = time.monotonic()
 
     home = tmp_path / "home"
-    (home / "dagster").mkdir(parents=True)  # the home's instance, as `ingest-pipeline ui` writes it when distributed
-    (home / "dagster" / "dagster.yaml").write_text(distributed_instance_yaml((PROJECT / "dagster.yaml").read_text()))
     environment = {**base_environment(), **services, "INGEST_HOME": str(home), "PYTHONPATH": str(PROJECT)}
     owner = start_worker("owner", tmp_path / "worker-owner", ["dagster", "warehouse"], environment)
     any_worker = start_worker("any", tmp_path / "worker-any", ["dagster"],
                               {**environment, "INGEST_HOME": str(tmp_path / "worker-any" / "nohome")})  # fmt: skip
-    daemon_env = {**environment, "DAGSTER_HOME": str(home / "dagster"), "INGEST_SENSOR_INTERVAL_SECONDS": "1",
-                  "INGEST_SENSOR_SETTLE": "min_age", "INGEST_SENSOR_MIN_AGE_SECONDS": "1"}  # fmt: skip
+    daemon_env = {**environment, "INGEST_SENSOR_INTERVAL_SECONDS": "1", "INGEST_SENSOR_SETTLE": "min_age",
+                  "INGEST_SENSOR_MIN_AGE_SECONDS": "1"}  # fmt: skip
     log = tmp_path / "daemon.log"
-    with open(log, "wb") as out:
-        daemon = subprocess.Popen([str(DAEMON), "run", "-w", str(PROJECT / "workspace.yaml")], cwd=home / "dagster",
-                                  env=daemon_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    with open(log, "wb") as out:  # `ingest-pipeline daemon`: the home's instance configured, then dagster-daemon
+        daemon = subprocess.Popen([sys.executable, "-m", "ingest_pipeline.cli", "daemon", "--home", str(home)],
+                                  cwd=tmp_path, env=daemon_env, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)  # fmt: skip
     try:
+        wait_for(lambda: (home / "dagster" / "dagster.yaml").exists(), 60, "no dagster.yaml", daemon, log)
+        instance_yaml = (home / "dagster" / "dagster.yaml").read_text()
+        assert instance_yaml == distributed_instance_yaml((PROJECT / "dagster.yaml").read_text())  # on PostgreSQL
         landing = home / "landing" / "acme" / "employee_roster"
         landing.mkdir(parents=True)
         shutil.copyfile(roster, landing / ".roster.csv.part")  # the client's upload, renamed when complete
@@ -386,21 +392,26 @@ def test_a_file_landing_is_ingested_by_the_daemons_sensor_on_celery_workers_to_t
                                  "the landed upload did not end", daemon, log)  # fmt: skip
         ingested = time.monotonic()
         assert status == "completed", f"{error}\n{owner.log.read_text()[-3000:]}"
+        # The upload is `completed` at publish; its run ends a moment later (its checks): the daemon,
+        # whose code server runs the run's process, and the workers stay up until it has.
+        monkeypatch.setenv("INGEST_POSTGRES_URL", services["INGEST_POSTGRES_URL"])
+        with DagsterInstance.from_config(str(home / "dagster")) as instance:
+            # The module's PostgreSQL holds the other tests' runs too: this upload's run, the only one.
+            ((upload_id, _),) = upload_statuses(home)
+            ended = RunsFilter(job_name=INGEST_JOB_NAME, tags={PARTITION_TAG: upload_id}, statuses=FINISHED_STATUSES)
+            (record,) = wait_for(lambda: instance.get_run_records(ended), 60, "the run did not end", daemon, log)
     finally:
         stop_daemon(daemon, seconds=60)
         for worker in (owner, any_worker):
             stop(worker.process)
+    assert record.dagster_run.status == DagsterRunStatus.SUCCESS
+    assert record.dagster_run.tags["ingest/launched_by"] == "sensor"
+    assert record.dagster_run.run_config["execution"]["config"]["broker"] == services["INGEST_CELERY_BROKER"]
     assert contract_tables(home) == expected
     assert [s for _, s in upload_statuses(home)] == ["completed"]  # nothing left processing
     served = {w.name: w.log.read_text().count("execute_plan") for w in (owner, any_worker)}
     assert served["any"] > 0 and served["owner"] > 0, served  # both workers took steps
     assert not (tmp_path / "worker-any" / "nohome").exists()
-    monkeypatch.setenv("INGEST_POSTGRES_URL", services["INGEST_POSTGRES_URL"])
-    with DagsterInstance.from_config(str(home / "dagster")) as instance:
-        (record,) = instance.get_run_records(RunsFilter(job_name=INGEST_JOB_NAME))
-        assert record.dagster_run.tags["ingest/launched_by"] == "sensor"
-        assert record.dagster_run.status == DagsterRunStatus.SUCCESS
-        assert record.dagster_run.run_config["execution"]["config"]["broker"] == services["INGEST_CELERY_BROKER"]
     print(f"\nsensor, distributed: {SENSOR_ROWS} rows ({roster.stat().st_size / 2**20:.0f} MiB, "
           f"{expected['uploads'][0][12]} chunks) completed {ingested - landed:.1f} s after landing "
           f"(generation and embedded run {prepared - started:.1f} s; steps: {served})")  # fmt: skip

@@ -305,3 +305,13 @@ def test_cancel_drops_a_queued_run_from_the_queue(finished_home, capsys, command
         "`ingest-pipeline run` on the file starts it again.")  # fmt: skip
     code, _, err = in_process(capsys, home, "cancel", "nope")
     assert code == 2 and "no upload 'nope'" in err
+
+
+def test_daemon_with_an_incomplete_distributed_setting_says_what_is_missing_and_starts_nothing(tmp_path, command_environment):
+    """`ingest-pipeline daemon` checks the deployment before it execs dagster-daemon: one sentence, exit 1."""
+    home = tmp_path / "home"
+    done = cli(home, "daemon", env={"INGEST_DEPLOYMENT": "distributed", "INGEST_CELERY_BROKER": "redis://127.0.0.1:1/0"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip() == ("ingest-pipeline: INGEST_DEPLOYMENT=distributed needs INGEST_POSTGRES_URL, "
+                                   "AZURE_STORAGE_ACCOUNT_URL set (docs/storage-and-scaling.md).")  # fmt: skip
+    assert "Dagster daemon on instance" not in done.stdout
