@@ -7,7 +7,9 @@ the home (the DuckDB file); worker `any` sees nothing but the services. A multi-
 from failure) with a fresh worker in its place gives the same tables, no upload left processing.
 Then a whole worker (its main process and its pool) is killed mid-chunk, a lost machine: the run's
 watch (defs/celery_executor.py) fails the run within INGEST_WORKER_LOST_SECONDS and a few seconds,
-the upload ends `failed` saying how to resume, and `ingest-pipeline retry` gives the same tables."""
+the upload ends `failed` saying how to resume, and `ingest-pipeline retry` gives the same tables.
+And the sensor: `ingest-pipeline daemon` (a real dagster-daemon) and two workers; a two-chunk roster
+renamed into the home's landing folder completes by itself to the embedded default's tables."""
 
 import os
 import time
@@ -351,8 +353,8 @@ def test_a_file_landing_is_ingested_by_the_daemons_sensor_on_celery_workers_to_t
     from ingest_pipeline.core.deployment import distributed_instance_yaml
     from ingest_pipeline.defs.jobs import INGEST_JOB_NAME
     from ingest_pipeline.defs.partitions import PARTITION_TAG
-    from ingest_pipeline_tests.test_daemon_faults import upload_state, wait_for
     from ingest_pipeline_tests.test_daemon_faults import stop as stop_daemon
+    from ingest_pipeline_tests.test_daemon_faults import upload_state, wait_for
 
     started = time.monotonic()
     spec = load_form_type("employee_roster", PROJECT / "filespecs")
