@@ -867,10 +867,15 @@ def cmd_work_folders(args: argparse.Namespace) -> int:
     if args.clean:
         from ingest_pipeline.core.deployment import deployment_from_env
 
-        on_removed = None
-        if deployment_from_env().distributed:  # the work container's copies too
-            from ingest_pipeline.defs.distributed import remove_work_blobs as on_removed
-        removed = remove_expired_work_folders(warehouse, root, policy, in_use, on_removed=on_removed)
+        if deployment_from_env().distributed:  # the work container's copies too, and the runs' step outputs
+            from ingest_pipeline.defs.distributed import remove_work_blobs
+
+            configure_environment(home, None)
+            with open_dagster_instance() as instance:
+                removed = remove_expired_work_folders(warehouse, root, policy, in_use,
+                                                      on_removed=lambda folder: remove_work_blobs(folder, instance))  # fmt: skip
+        else:
+            removed = remove_expired_work_folders(warehouse, root, policy, in_use)
         for folder in removed:
             print(f"removed {folder.path} ({_mib(folder.bytes)}; upload {folder.status} {_show(folder.finished_at)})")
         print(f"removed {len(removed)} work folder(s), {_mib(sum(f.bytes for f in removed))}")

@@ -65,8 +65,12 @@ class BlobWorkStore:
 
     def clear(self, upload_id: str) -> int:
         """Remove the upload's work files (a rerun starts clean); returns how many there were."""
+        return self.remove_under(self._name(upload_id, ""))
+
+    def remove_under(self, name_prefix: str) -> int:
+        """Remove every blob whose name starts with `name_prefix` (a folder's, ending in `/`)."""
         self._ensure_container()
-        names = [blob.name for blob in self.container.list_blobs(name_starts_with=self._name(upload_id, ""))]
+        names = [blob.name for blob in self.container.list_blobs(name_starts_with=name_prefix)]
         for name in names:
             self.container.delete_blob(name)
         return len(names)
