@@ -425,9 +425,10 @@ def _progress_bar(upload_id: str):
         yield
         return
     from ingest_pipeline.core.progress import ProgressBar, UploadProgressReader
+    from ingest_pipeline.defs.progress_files import progress_refresh
 
     home = resolve_home()
-    reader = UploadProgressReader(Warehouse(home / "warehouse.duckdb"), home, upload_id)
+    reader = UploadProgressReader(Warehouse(home / "warehouse.duckdb"), home, upload_id, refresh=progress_refresh())
     sys.stderr.flush()
     terminal = os.dup(2)  # taken before _stderr_into points fd 2 at the log file
     try:
@@ -636,10 +637,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         if upload is None:
             raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
         from ingest_pipeline.core.chunk_status import as_dicts, chunks_of_upload
+        from ingest_pipeline.defs.progress_files import progress_refresh
 
-        progress = progress_of_uploads(warehouse, home, [upload])[upload["upload_id"]]
+        refresh = progress_refresh()  # distributed: the chunk steps' files from the work container
+        progress = progress_of_uploads(warehouse, home, [upload], refresh)[upload["upload_id"]]
         record = status_record(upload, progress)
-        chunks = chunks_of_upload(warehouse, home, upload)
+        chunks = chunks_of_upload(warehouse, home, upload, refresh)
         if args.json:
             print(json.dumps({**record, "chunks": as_dicts(chunks)}, indent=2, default=str))
             return EXIT_OK

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dagster import ConfigurableIOManager, DagsterInstance, InputContext, OutputContext, RunsFilter
 
+from ingest_pipeline.core.chunk_status import status_path
 from ingest_pipeline.core.deployment import deployment_from_env
 from ingest_pipeline.core.prepare import UploadWorkspace
 from ingest_pipeline.core.work_storage import BlobWorkStore, changed_since, file_states
@@ -71,6 +72,22 @@ def pull_scan_outputs(workspace: UploadWorkspace) -> None:
     store = work_store()
     if store is not None:
         store.pull(workspace, ("",))
+
+
+def pull_progress(workspace: UploadWorkspace) -> None:
+    """Into the warehouse owner's work folder: the chunk steps' status and metrics files as they are
+    now (a few small files), so that progress and the chunk list follow the scans while they run."""
+    store = work_store()
+    if store is not None and workspace.manifest.exists():
+        store.pull(workspace, ("chunk_status/", "metrics/scan-"), always=("chunk_status/",))
+
+
+def push_chunk_status(workspace: UploadWorkspace, chunk_index: int) -> None:
+    """From a chunk step's own folder: its chunk's status file, the moment the scan starts."""
+    store = work_store()
+    path = status_path(workspace, chunk_index)
+    if store is not None and path.exists():
+        store.push(workspace, [path.relative_to(workspace.root).as_posix()])
 
 
 def push_prepared(workspace: UploadWorkspace) -> None:
