@@ -428,9 +428,10 @@ def _progress_bar(upload_id: str):
         yield
         return
     from ingest_pipeline.core.progress import ProgressBar, UploadProgressReader
+    from ingest_pipeline.defs.progress_files import progress_refresh
 
     home = resolve_home()
-    reader = UploadProgressReader(Warehouse(home / "warehouse.duckdb"), home, upload_id)
+    reader = UploadProgressReader(Warehouse(home / "warehouse.duckdb"), home, upload_id, refresh=progress_refresh())
     sys.stderr.flush()
     terminal = os.dup(2)  # taken before _stderr_into points fd 2 at the log file
     try:
@@ -639,10 +640,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         if upload is None:
             raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
         from ingest_pipeline.core.chunk_status import as_dicts, chunks_of_upload
+        from ingest_pipeline.defs.progress_files import progress_refresh
 
-        progress = progress_of_uploads(warehouse, home, [upload])[upload["upload_id"]]
+        refresh = progress_refresh()  # distributed: the chunk steps' files from the work container
+        progress = progress_of_uploads(warehouse, home, [upload], refresh)[upload["upload_id"]]
         record = status_record(upload, progress)
-        chunks = chunks_of_upload(warehouse, home, upload)
+        chunks = chunks_of_upload(warehouse, home, upload, refresh)
         if args.json:
             print(json.dumps({**record, "chunks": as_dicts(chunks)}, indent=2, default=str))
             return EXIT_OK
@@ -870,10 +873,15 @@ def cmd_work_folders(args: argparse.Namespace) -> int:
     if args.clean:
         from ingest_pipeline.core.deployment import deployment_from_env
 
-        on_removed = None
-        if deployment_from_env().distributed:  # the work container's copies too
-            from ingest_pipeline.defs.distributed import remove_work_blobs as on_removed
-        removed = remove_expired_work_folders(warehouse, root, policy, in_use, on_removed=on_removed)
+        if deployment_from_env().distributed:  # the work container's copies too, and the runs' step outputs
+            from ingest_pipeline.defs.distributed import remove_work_blobs
+
+            configure_environment(home, None)
+            with open_dagster_instance() as instance:
+                removed = remove_expired_work_folders(warehouse, root, policy, in_use,
+                                                      on_removed=lambda folder: remove_work_blobs(folder, instance))  # fmt: skip
+        else:
+            removed = remove_expired_work_folders(warehouse, root, policy, in_use)
         for folder in removed:
             print(f"removed {folder.path} ({_mib(folder.bytes)}; upload {folder.status} {_show(folder.finished_at)})")
         print(f"removed {len(removed)} work folder(s), {_mib(sum(f.bytes for f in removed))}")

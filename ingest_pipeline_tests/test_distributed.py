@@ -11,6 +11,7 @@ the upload ends `failed` saying how to resume, and `ingest-pipeline retry` gives
 And the sensor: `ingest-pipeline daemon` (a real dagster-daemon) and two workers; a two-chunk roster
 renamed into the home's landing folder completes by itself to the embedded default's tables."""
 
+import json
 import os
 import time
 from pathlib import Path
@@ -148,7 +149,14 @@ def test_celery_workers_with_work_files_in_blob_give_the_embedded_tables_and_sur
                              {**environment, "INGEST_HOME": str(second_home)})  # fmt: skip
         workers.append(owner)
         run = start_run(environment, second_home, roster)
-        os.kill(wait_for_marker(marker, run, paused), 9)  # kill -9 of the process scanning the chunk
+        paused_pid = wait_for_marker(marker, run, paused)
+        # While the chunk is being scanned on the other machine, the owner's status shows it so:
+        # its status file came through the container (pushed as the scan began, pulled to read).
+        ((upload_id, _),) = upload_statuses(second_home)
+        shown = cli(environment, second_home, "status", upload_id, "--json")
+        assert shown.returncode == 0, shown.stderr
+        assert "processing" in [c["status"] for c in json.loads(shown.stdout)["chunks"]], shown.stdout
+        os.kill(paused_pid, 9)  # kill -9 of the process scanning the chunk
         out, err = run.communicate(timeout=RUN_SECONDS)
         assert run.returncode == 1, out + err  # the run failed, and said so
         assert "failed" in out

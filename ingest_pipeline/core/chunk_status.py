@@ -11,6 +11,7 @@ rejected rows in `ingest.rejects`.
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -38,6 +39,11 @@ def _status_folder(workspace: UploadWorkspace) -> Path:
     return workspace.root / "chunk_status"
 
 
+def status_path(workspace: UploadWorkspace, chunk: int) -> Path:
+    """The file that says where `chunk` stands."""
+    return _status_folder(workspace) / f"chunk-{chunk:05d}.json"
+
+
 def _write(workspace: UploadWorkspace, chunk: int, **values) -> None:
     """Best effort: a status file that cannot be written never fails the scan it describes."""
     folder = _status_folder(workspace)
@@ -45,7 +51,7 @@ def _write(workspace: UploadWorkspace, chunk: int, **values) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         temp = folder / f".chunk-{chunk:05d}.{os.getpid()}.tmp"
         temp.write_text(json.dumps(values))
-        os.replace(temp, folder / f"chunk-{chunk:05d}.json")
+        os.replace(temp, status_path(workspace, chunk))
     except OSError as error:
         logger.warning("could not record chunk %d's status in %s: %s", chunk, folder, error)
 
@@ -86,11 +92,10 @@ def chunk_statuses(workspace: UploadWorkspace, upload_status: str) -> list[Chunk
         return None
     if manifest is None:
         return None
-    folder = _status_folder(workspace)
     found = []
     for info in manifest.chunks:
         try:
-            values = json.loads((folder / f"chunk-{info.index:05d}.json").read_text())
+            values = json.loads(status_path(workspace, info.index).read_text())
         except (FileNotFoundError, ValueError):
             # No file: not started yet, or scanned before chunks recorded their status.
             values = {"status": COMPLETED if upload_status == COMPLETED else QUEUED}
@@ -148,12 +153,16 @@ def with_merged_rejects(connection, upload_id: str, chunks: list[ChunkStatus]) -
     return [replace(c, rejected_rows=counts.get(c.chunk, c.rejected_rows)) for c in chunks]
 
 
-def chunks_of_upload(warehouse, home: Path, upload: dict) -> list[ChunkStatus]:
+def chunks_of_upload(warehouse, home: Path, upload: dict, refresh: Callable[[UploadWorkspace], None] | None = None) -> list[ChunkStatus]:
     """An upload's chunks as the HTTP API and `status UPLOAD_ID` show them: from the work folder
     while there is one (with `rejected_rows` from `ingest.rejects` once merged), else, for an ended
-    upload, from the warehouse."""
+    upload, from the warehouse. `refresh` brings an unfinished upload's status files up to date
+    first (distributed: from the work container, where the chunk steps on other machines write)."""
     upload_id = upload["upload_id"]
-    chunks = chunk_statuses(UploadWorkspace.of(home, upload_id), upload["status"])
+    workspace = UploadWorkspace.of(home, upload_id)
+    if refresh is not None and upload["status"] not in (COMPLETED, FAILED):
+        refresh(workspace)
+    chunks = chunk_statuses(workspace, upload["status"])
     merged = upload["rows_rejected"] is not None  # the merge wrote ingest.rejects
     if merged or (chunks is None and upload["status"] in (COMPLETED, FAILED)):
         with warehouse.connect(write=False) as connection:

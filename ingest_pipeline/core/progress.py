@@ -306,10 +306,12 @@ class UploadProgressReader:
     merge counts them); remembers when it saw the stage change, to time the current stage."""
 
     def __init__(
-        self, warehouse: Warehouse, home: Path, upload_id: str, rates: dict[str, StageRates | None] | None = None
-    ):
+        self, warehouse: Warehouse, home: Path, upload_id: str, rates: dict[str, StageRates | None] | None = None,
+        refresh: Callable[[UploadWorkspace], None] | None = None,
+    ):  # fmt: skip
         self.warehouse = warehouse
         self.workspace = UploadWorkspace.of(home, upload_id)
+        self._refresh = refresh  # distributed: brings the chunk steps' files from the work container
         self.upload_id = upload_id
         self._rates = {} if rates is None else rates  # by form type, shared between readers
         self._manifest_rows: int | None = None
@@ -341,6 +343,8 @@ class UploadProgressReader:
         elapsed = _seconds_between(upload["started_at"], upload["finished_at"] if finished else now())
         chunks_done = upload["chunks_done"]
         if upload["stage"] == "scan":
+            if self._refresh is not None and not finished:
+                self._refresh(self.workspace)
             chunks_done = max(chunks_done or 0, scanned_chunks(self.workspace))
         return estimate(
             status=upload["status"], stage=upload["stage"], chunks_done=chunks_done,
@@ -363,11 +367,13 @@ def scanned_chunks(workspace: UploadWorkspace) -> int:
     return sum(1 for _ in workspace.metrics.glob("scan-*.json")) if workspace.metrics.exists() else 0
 
 
-def progress_of_uploads(warehouse: Warehouse, home: Path, uploads: list[dict]) -> dict[str, Progress]:
+def progress_of_uploads(warehouse: Warehouse, home: Path, uploads: list[dict],
+                        refresh: Callable[[UploadWorkspace], None] | None = None) -> dict[str, Progress]:  # fmt: skip
     """The progress of each of `uploads` (rows of `ingest.uploads`), by upload id."""
     rates: dict[str, StageRates | None] = {}
     return {
-        u["upload_id"]: UploadProgressReader(warehouse, home, u["upload_id"], rates).progress_of(u) for u in uploads
+        u["upload_id"]: UploadProgressReader(warehouse, home, u["upload_id"], rates, refresh).progress_of(u)
+        for u in uploads
     }
 
 

@@ -65,8 +65,12 @@ class BlobWorkStore:
 
     def clear(self, upload_id: str) -> int:
         """Remove the upload's work files (a rerun starts clean); returns how many there were."""
+        return self.remove_under(self._name(upload_id, ""))
+
+    def remove_under(self, name_prefix: str) -> int:
+        """Remove every blob whose name starts with `name_prefix` (a folder's, ending in `/`)."""
         self._ensure_container()
-        names = [blob.name for blob in self.container.list_blobs(name_starts_with=self._name(upload_id, ""))]
+        names = [blob.name for blob in self.container.list_blobs(name_starts_with=name_prefix)]
         for name in names:
             self.container.delete_blob(name)
         return len(names)
@@ -86,11 +90,13 @@ class BlobWorkStore:
                 path.unlink()
         return sent
 
-    def pull(self, workspace: UploadWorkspace, prefixes: Iterable[str] = ("",), skip: Iterable[str] = ()) -> int:
+    def pull(self, workspace: UploadWorkspace, prefixes: Iterable[str] = ("",), skip: Iterable[str] = (),
+             always: Iterable[str] = ()) -> int:  # fmt: skip
         """Download the upload's files under these relative prefixes ('' for all) into the
-        workspace, except those under `skip` and those already there at the same size. Returns bytes."""
+        workspace, except those under `skip` and those already there at the same size (unless
+        under `always`: files rewritten in place, such as a chunk's status). Returns bytes."""
         self._ensure_container()
-        upload_id, received, skip = workspace.root.name, 0, tuple(skip)
+        upload_id, received, skip, always = workspace.root.name, 0, tuple(skip), tuple(always)
         base = self._name(upload_id, "")
         for prefix in prefixes:
             for blob in self.container.list_blobs(name_starts_with=base + prefix):
@@ -98,7 +104,7 @@ class BlobWorkStore:
                 if skip and relative.startswith(skip):
                     continue
                 target = workspace.root / relative
-                if target.is_file() and target.stat().st_size == blob.size:
+                if target.is_file() and target.stat().st_size == blob.size and not (always and relative.startswith(always)):
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 partial = target.with_name(target.name + ".part")

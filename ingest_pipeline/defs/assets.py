@@ -6,7 +6,7 @@ data moves between stages as files in the upload's work folder, never through an
 
 import contextlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dagster import (
     AssetCheckSeverity,
@@ -66,6 +66,7 @@ from ingest_pipeline.defs.distributed import (
     DEPLOYMENT,
     WAREHOUSE_TAGS,
     pull_scan_outputs,
+    push_chunk_status,
     push_prepared,
     step_workspace,
 )
@@ -280,15 +281,18 @@ def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettin
         # On any worker: its own folder, filled from the work container and pushed back. This machine
         # has no warehouse: a failure here fails the run, and the run's end fails the upload.
         with step_workspace(upload_id, chunk_index) as workspace:
-            return _scan_upload_chunk(context, warehouse, workspace, chunk_index, tracked=False)
+            return _scan_upload_chunk(context, warehouse, workspace, chunk_index, tracked=False,
+                                      on_start=lambda: push_chunk_status(workspace, chunk_index))  # fmt: skip
     return _scan_upload_chunk(context, warehouse, ingest_settings.workspace(upload_id), chunk_index,
                               tracked=tracks_lifecycle(context))  # fmt: skip
 
 
 def _scan_upload_chunk(context: OpExecutionContext, warehouse: Warehouse, workspace: UploadWorkspace,
-                       chunk_index: int, tracked: bool) -> int:  # fmt: skip
+                       chunk_index: int, tracked: bool, on_start: Callable[[], None] | None = None) -> int:  # fmt: skip
     upload_id = context.partition_key
     chunk_status = start_chunk(workspace, chunk_index)  # the chunk's status for the HTTP API
+    if on_start is not None:  # distributed: the status is pushed to the work container at once
+        on_start()
     with upload_stage(warehouse, upload_id, "scan", chunk_index, track_lifecycle=tracked, context=context) as metrics:
         manifest = workspace.load_manifest()
         spec = workspace.load_filespec()

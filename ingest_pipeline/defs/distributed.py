@@ -16,11 +16,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import ConfigurableIOManager, DagsterInstance, InputContext, OutputContext, RunsFilter
 
+from ingest_pipeline.core.chunk_status import status_path
 from ingest_pipeline.core.deployment import deployment_from_env
 from ingest_pipeline.core.prepare import UploadWorkspace
 from ingest_pipeline.core.work_storage import BlobWorkStore, changed_since, file_states
+from ingest_pipeline.defs.partitions import PARTITION_TAG
 
 DEPLOYMENT = deployment_from_env()
 WAREHOUSE_TAGS = DEPLOYMENT.warehouse_tags()
@@ -72,6 +74,22 @@ def pull_scan_outputs(workspace: UploadWorkspace) -> None:
         store.pull(workspace, ("",))
 
 
+def pull_progress(workspace: UploadWorkspace) -> None:
+    """Into the warehouse owner's work folder: the chunk steps' status and metrics files as they are
+    now (a few small files), so that progress and the chunk list follow the scans while they run."""
+    store = work_store()
+    if store is not None and workspace.manifest.exists():
+        store.pull(workspace, ("chunk_status/", "metrics/scan-"), always=("chunk_status/",))
+
+
+def push_chunk_status(workspace: UploadWorkspace, chunk_index: int) -> None:
+    """From a chunk step's own folder: its chunk's status file, the moment the scan starts."""
+    store = work_store()
+    path = status_path(workspace, chunk_index)
+    if store is not None and path.exists():
+        store.push(workspace, [path.relative_to(workspace.root).as_posix()])
+
+
 def push_prepared(workspace: UploadWorkspace) -> None:
     """After prepare, on the warehouse owner: the whole work folder to the container (a rerun's
     old files removed first), one file at a time, streamed. The owner keeps its copy: the columns
@@ -83,13 +101,19 @@ def push_prepared(workspace: UploadWorkspace) -> None:
     store.push(workspace, sorted(file_states(workspace.root)))
 
 
-def remove_work_blobs(folder: Path) -> None:
+def remove_work_blobs(folder: Path, instance: DagsterInstance | None = None) -> None:
     """After retention removed an upload's local work folder (leaving its REMOVED.txt note): its
-    work files in the container too, leaving the note there, for a chunk step re-executed later."""
+    work files in the container too, leaving the note there, for a chunk step re-executed later;
+    and, given the instance, the step outputs of the upload's runs (`dagster-io/<run id>/`), which
+    no re-execution can use once the work files are gone."""
     store = work_store()
-    if store is not None:
-        store.clear(folder.name)
-        store.push(UploadWorkspace(folder), ["REMOVED.txt"])
+    if store is None:
+        return
+    store.clear(folder.name)
+    store.push(UploadWorkspace(folder), ["REMOVED.txt"])
+    if instance is not None:
+        for record in instance.get_run_records(RunsFilter(tags={PARTITION_TAG: folder.name})):
+            store.remove_under(f"{IO_PREFIX}/{record.dagster_run.run_id}/")
 
 
 class BlobPickleIOManager(ConfigurableIOManager):

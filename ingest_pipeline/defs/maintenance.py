@@ -9,6 +9,7 @@
 deployments without a daemon.
 """
 
+import functools
 import os
 
 from dagster import (
@@ -91,7 +92,7 @@ def work_retention_sensor(context: SensorEvaluationContext, ingest_settings: Ing
     root = work_folders_root(ingest_settings.home_path, ingest_settings.work_dir)
     removed = remove_expired_work_folders(
         warehouse, root, policy, uploads_with_unfinished_runs(context.instance), budget_seconds=TICK_BUDGET_SECONDS,
-        on_removed=remove_work_blobs if DEPLOYMENT.distributed else None,
+        on_removed=functools.partial(remove_work_blobs, instance=context.instance) if DEPLOYMENT.distributed else None,
     )
     for folder in removed:
         context.log.info(f"removed the work folder {folder.path} ({folder.bytes / 2**20:.1f} MiB): {folder.reason}")

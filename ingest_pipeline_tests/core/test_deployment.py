@@ -3,7 +3,12 @@
 import pytest
 import yaml
 
-from ingest_pipeline.core.deployment import CELERY_QUEUE_TAG, K8S_CONFIG_TAG, deployment_from_env, distributed_instance_yaml
+from ingest_pipeline.core.deployment import (
+    CELERY_QUEUE_TAG,
+    K8S_CONFIG_TAG,
+    deployment_from_env,
+    distributed_instance_yaml,
+)
 from ingest_pipeline.core.errors import StorageError
 from ingest_pipeline.core.work_storage import changed_since, file_states
 

@@ -1,9 +1,11 @@
 """Work files in a blob container (core/work_storage.py), against Azurite."""
 
 import pytest
+from dagster import DagsterInstance, DagsterRun
 
 from ingest_pipeline.core.prepare import UploadWorkspace
 from ingest_pipeline.core.work_storage import BlobWorkStore, file_states
+from ingest_pipeline.defs.partitions import PARTITION_TAG
 
 pytestmark = pytest.mark.azurite
 
@@ -42,6 +44,13 @@ def test_after_retention_only_the_note_is_left_in_the_container(azurite, tmp_pat
     workspace.chunk_file(1).unlink()
     workspace.removal_note.write_text("the work files of upload u2 were removed\n")
 
-    distributed.remove_work_blobs(workspace.root)
+    # Step outputs of the upload's runs, and of another upload's run, which must stay.
+    instance = DagsterInstance.ephemeral()
+    for run_id, upload_id in (("run-of-u2", "u2"), ("run-of-u3", "u3")):
+        instance.add_run(DagsterRun(job_name="ingest_upload", run_id=run_id, tags={PARTITION_TAG: upload_id}))
+        store.container.upload_blob(f"{distributed.IO_PREFIX}/{run_id}/chunk_scans.plan_chunk_scans/result", b"x")
 
-    assert [b.name for b in store.container.list_blobs()] == ["u2/REMOVED.txt"]
+    distributed.remove_work_blobs(workspace.root, instance)
+
+    assert sorted(b.name for b in store.container.list_blobs()) == [
+        "dagster-io/run-of-u3/chunk_scans.plan_chunk_scans/result", "u2/REMOVED.txt"]  # fmt: skip
