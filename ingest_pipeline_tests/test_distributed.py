@@ -107,6 +107,18 @@ def wait_for_marker(marker: Path, run, worker) -> int:
     return int(marker.read_text().split()[0])
 
 
+def retry_on_a_fresh_worker(environment: dict, home: Path, upload_id: str, folder: Path, workers: list, owner,
+                            expected) -> None:  # fmt: skip
+    """A fresh worker in a new empty folder takes the lost one's place; `ingest-pipeline retry`
+    re-executes the failed run from failure to the embedded default's tables, the upload completed."""
+    workers.append(start_worker(folder.name, folder, ["dagster"], {**environment, "INGEST_HOME": str(folder / "nohome")}))
+    retried = cli(environment, home, "retry", upload_id)
+    assert retried.returncode == 0, retried.stdout + retried.stderr + owner.log.read_text()[-3000:]
+    assert "from failure" in retried.stdout
+    assert contract_tables(home) == expected
+    assert [s for _, s in upload_statuses(home)] == ["completed"]
+
+
 @pytest.mark.distributed
 @pytest.mark.azurite
 def test_celery_workers_with_work_files_in_blob_give_the_embedded_tables_and_survive_a_killed_worker(
@@ -161,16 +173,9 @@ def test_celery_workers_with_work_files_in_blob_give_the_embedded_tables_and_sur
         assert run.returncode == 1, out + err  # the run failed, and said so
         assert "failed" in out
         paused.kill_all()  # the machine is gone; a fresh worker takes its place
-        fresh = start_worker("any3", tmp_path / "worker-any-3", ["dagster"],
-                             {**environment, "INGEST_HOME": str(tmp_path / "worker-any-3" / "nohome")})  # fmt: skip
-        workers.append(fresh)
         ((upload_id, status),) = upload_statuses(second_home)
         assert status == "failed"
-        retried = cli(environment, second_home, "retry", upload_id)
-        assert retried.returncode == 0, retried.stdout + retried.stderr + owner.log.read_text()[-3000:]
-        assert "from failure" in retried.stdout
-        assert contract_tables(second_home) == expected
-        assert [s for _, s in upload_statuses(second_home)] == ["completed"]
+        retry_on_a_fresh_worker(environment, second_home, upload_id, tmp_path / "worker-any-3", workers, owner, expected)
     finally:
         for worker in workers:
             stop(worker.process)
@@ -237,14 +242,7 @@ def test_a_whole_worker_lost_mid_chunk_fails_the_run_within_the_bound_and_retry_
             f"; `ingest-pipeline retry {upload_id}` resumes it where it stopped."
         ), error
 
-        fresh = start_worker("fresh", tmp_path / "worker-fresh", ["dagster"],
-                             {**environment, "INGEST_HOME": str(tmp_path / "worker-fresh" / "nohome")})  # fmt: skip
-        workers.append(fresh)
-        retried = cli(environment, home, "retry", upload_id)
-        assert retried.returncode == 0, retried.stdout + retried.stderr + owner.log.read_text()[-3000:]
-        assert "from failure" in retried.stdout
-        assert contract_tables(home) == expected
-        assert [s for _, s in upload_statuses(home)] == ["completed"]
+        retry_on_a_fresh_worker(environment, home, upload_id, tmp_path / "worker-fresh", workers, owner, expected)
     finally:
         for worker in workers:
             stop(worker.process)
