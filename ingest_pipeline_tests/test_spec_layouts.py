@@ -15,6 +15,7 @@ from ingest_pipeline.authoring.layout_import import (
     parse_date_format,
     parse_type,
     read_layout_rows,
+    snake_name,
 )
 from ingest_pipeline.authoring.spec_diff import diff_specs
 from ingest_pipeline.cli import main
@@ -127,6 +128,9 @@ def test_header_and_value_parsing():
     assert [match_header_cell(t) for t in ("Field Name", "start pos", "LEN", "Data Type", "Mandatory", "Y/N",
                                            "Valid Values", "Column", "Required Y/N", "Position", "Frobnicate")] == [
         "name", "start", "width", "type", "required", "required", "enum", "name", "required", "position", None]  # fmt: skip
+    assert match_header_cell("From Value") == "minimum"
+    assert [snake_name(t) for t in ("Employee ID", "EmployeeId", "hire-date", "1st Line")] == [
+        "employee_id", "employee_id", "hire_date", "_1st_line"]  # fmt: skip
     assert parse_type("VARCHAR(50)") == (FieldType.STRING, 50, None)
     assert parse_type("Numeric(10,2)")[0] == FieldType.DECIMAL and parse_type("PIC 9(3)")[0] == FieldType.INTEGER
     assert parse_type("COMP-3")[0] is None

@@ -12,19 +12,12 @@ from pathlib import Path
 
 from ingest_pipeline.core.errors import IngestError
 from ingest_pipeline.core.filespec import FileSpec
-from ingest_pipeline.core.reference import find_reference_table, read_reference_csv, snapshot_reference_data
-
-
-def reference_columns(spec: FileSpec) -> dict[tuple[str, str], list[str]]:
-    """The columns of each reference table the filespec reads, in first-use order."""
-    needed: dict[tuple[str, str], list[str]] = {table: [] for table in spec.reference_tables}
-    for spec_field in spec.fields:
-        if spec_field.lookup_parts:
-            scope, table, column = spec_field.lookup_parts
-            needed[(scope, table)].append(column)
-    for enrich in spec.enrich:
-        needed[enrich.scope_and_table] += [*enrich.on.values(), *enrich.add.values()]
-    return {table: list(dict.fromkeys(columns)) for table, columns in needed.items()}
+from ingest_pipeline.core.reference import (
+    find_reference_table,
+    read_reference_csv,
+    reference_columns,
+    snapshot_reference_data,
+)
 
 
 def companies_with_reference_data(home: Path, filespecs_dir: Path) -> list[str]:

@@ -132,6 +132,9 @@ def parse_records(text: str, delimiter: str, quote: str, limit: int | None = Non
     return records
 
 
+SNIFF_TEXT_CHARS = 8 * 1024 * 1024
+
+
 def sniff_dialect(text: str) -> tuple[str, str, str]:
     """(delimiter, quote, evidence): the candidate delimiter giving most first records one same
     number of cells (more than one); the quote is '"' unless only "'" is used to wrap cells."""
@@ -139,10 +142,11 @@ def sniff_dialect(text: str) -> tuple[str, str, str]:
     if '"' not in text and re.search(r"(^|[,\t|;])'[^'\n]*'(?=[,\t|;]|\r?$)", text, re.M):
         quote = "'"
     best = None
+    head = text[:SNIFF_TEXT_CHARS]  # the first records are read from a copy of this, not of the whole sample
     for delimiter in DELIMITERS:
         if delimiter not in text:
             continue
-        records = parse_records(text, delimiter, quote, SNIFF_RECORDS)
+        records = parse_records(head, delimiter, quote, SNIFF_RECORDS)
         counts: dict[int, int] = {}
         for record in records:
             counts[len(record)] = counts.get(len(record), 0) + 1
@@ -505,7 +509,7 @@ def describe_sample(
 
 def _guess_kind(text: str) -> str:
     """Delimited when some delimiter splits the first records evenly, else fixed width."""
-    _, _, evidence = sniff_dialect(text[: 1024 * 1024])
+    _, _, evidence = sniff_dialect(text)
     return FormatKind.FIXED_WIDTH.value if evidence == NO_DELIMITER else FormatKind.DELIMITED.value
 
 

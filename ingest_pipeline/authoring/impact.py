@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest_pipeline.authoring.check import judge_offline
-from ingest_pipeline.core.errors import IngestError
+from ingest_pipeline.core.errors import IngestError, SourceChangedError
 from ingest_pipeline.core.filespec import FileSpec
 from ingest_pipeline.core.merge import UploadFiles, scratch_connection
 from ingest_pipeline.core.prepare import UploadWorkspace
@@ -139,17 +139,19 @@ def upload_impact(upload: dict, new_spec: FileSpec, *, home: Path, filespecs_dir
     scratch = Path(tempfile.mkdtemp(prefix=f"impact-{upload['upload_id'][:12]}-", dir=_scratch_root(home)))
     try:
         sides = []
-        for name, spec in (("old", old_spec), ("new", new_spec)):
+        # The same rules on both sides (no --spec, nothing changed since): the file is judged once.
+        versions = (("old", old_spec),) if old_spec == new_spec else (("old", old_spec), ("new", new_spec))
+        for name, spec in versions:
             try:
                 sides.append(judge_file(Path(source), spec, company_id=upload["company_id"], home=home,
                                         filespecs_dir=filespecs_dir, scratch=scratch / name,
                                         expected_sha256=upload["sha256"]))  # fmt: skip
             except IngestError as error:
-                if name == "old" or "changed since it was registered" in str(error):
+                if name == "old" or isinstance(error, SourceChangedError):
                     impact.skipped = str(error)
                     return impact
                 sides.append(Judgement(str(error), 0))
-        compare(sides[0], sides[1], impact, scratch)
+        compare(sides[0], sides[-1], impact, scratch)
         if not (impact.old_failure or impact.new_failure):
             old_gate = judge_error_rate(impact.rows_total, impact.rows_rejected[0], old_spec.quality.max_error_rate)
             new_gate = judge_error_rate(impact.rows_total, impact.rows_rejected[1], new_spec.quality.max_error_rate)

@@ -98,7 +98,7 @@ HEADER_SYNONYMS = {
         "possiblevalues",
     ],
     "pattern": ["pattern", "regex", "regexp", "regularexpression"],
-    "minimum": ["minimum", "minvalue", "min", "lowest", "from value"],
+    "minimum": ["minimum", "minvalue", "min", "lowest", "fromvalue"],
     "maximum": ["maximum", "maxvalue", "max", "highest"],
     "unique": ["unique", "uniquekey", "isunique", "key", "primarykey", "pk"],
     "lookup": ["lookup", "reference", "lookuptable", "referencelist"],
@@ -324,9 +324,9 @@ def _find_header(rows: list[list[str]]) -> int | None:
 
 
 def snake_name(text: str) -> str:
-    """'Employee ID' -> employee_id; a name starting with a digit gets a leading underscore."""
-    name = re.sub(r"[^A-Za-z0-9]+", "_", text.strip()).strip("_").lower()
-    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    """'Employee ID' or 'EmployeeId' -> employee_id; a name starting with a digit gets a leading underscore."""
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text.strip())  # EmployeeId -> Employee_Id
+    name = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
     if name and name[0].isdigit():
         name = f"_{name}"
     return name

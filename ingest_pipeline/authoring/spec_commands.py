@@ -8,9 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from ingest_pipeline.core.errors import FilespecError
 from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_filespec, load_form_type
 from ingest_pipeline.core.home import resolve_filespecs, resolve_home
+
+
+def load_any_named(path: str):
+    """A filespec file kept under any name (payroll.v1.yaml): spec-diff and --spec compare versions."""
+    return load_filespec(path, named_by_form_type=False)
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
 
@@ -90,7 +94,7 @@ def _spec_of(name: str, filespecs: Path):
     """A form type of the filespecs folder, or a filespec file under any name (`roster.v2.yaml`)."""
     path = Path(name)
     if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
-        return _load_either(name)
+        return load_any_named(name)
     return load_form_type(name, filespecs)
 
 
@@ -115,7 +119,7 @@ def cmd_export_spec(args: argparse.Namespace) -> int:
 def cmd_spec_diff(args: argparse.Namespace) -> int:
     from ingest_pipeline.authoring.spec_diff import diff_specs
 
-    old, new = _load_either(args.old), _load_either(args.new)
+    old, new = load_any_named(args.old), load_any_named(args.new)
     lines = diff_specs(old, new)
     for line in lines:
         print(line)
@@ -123,20 +127,6 @@ def cmd_spec_diff(args: argparse.Namespace) -> int:
         print(f"{args.old} and {args.new} have the same rules")
         return EXIT_OK
     return EXIT_DIFFERENT
-
-
-def _load_either(path: str):
-    try:
-        return load_filespec(path)
-    except FilespecError as error:
-        # spec-diff compares versions kept under any name (payroll.v1.yaml): the name rule does not apply.
-        if "must equal the file's name" not in str(error):
-            raise
-        import yaml
-
-        from ingest_pipeline.core.filespec import FilespecLoader, parse_filespec
-
-        return parse_filespec(yaml.load(Path(path).read_text(encoding="utf-8"), Loader=FilespecLoader), path)
 
 
 def backfill_impact(
@@ -147,7 +137,7 @@ def backfill_impact(
 
     new_spec, new_label = spec, f"{filespecs / (spec.form_type + '.yaml')} (version {spec.version})"
     if args.spec:
-        new_spec = _load_either(args.spec)
+        new_spec = load_any_named(args.spec)
         if new_spec.form_type != spec.form_type:
             return _usage(f"--spec {args.spec} is a filespec of {new_spec.form_type!r}, not of {spec.form_type!r}")
         new_label = f"{args.spec} (version {new_spec.version})"

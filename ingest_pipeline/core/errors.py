@@ -25,6 +25,10 @@ class SourceFileError(IngestError):
     """The upload's file cannot be read (missing, unreadable, or malformed beyond recovery)."""
 
 
+class SourceChangedError(SourceFileError):
+    """The file's bytes are no longer those registered (its SHA-256 differs)."""
+
+
 class WorkFilesRemovedError(SourceFileError):
     """A stage was re-executed after retention removed the upload's work files (core/retention.py)."""
 

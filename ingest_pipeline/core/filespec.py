@@ -554,8 +554,10 @@ def parse_filespec(raw: Any, origin: str) -> FileSpec:
     return spec
 
 
-def load_filespec(path: str | Path) -> FileSpec:
-    """Read and validate one filespec YAML file; every problem is one line naming the file."""
+def load_filespec(path: str | Path, *, named_by_form_type: bool = True) -> FileSpec:
+    """Read and validate one filespec YAML file; every problem is one line naming the file.
+
+    `named_by_form_type=False` reads a filespec kept under any name (payroll.v1.yaml, for spec-diff)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -590,7 +592,7 @@ def load_filespec(path: str | Path) -> FileSpec:
         problem = " ".join(str(getattr(error, "problem", None) or error).split())  # one line
         raise FilespecError(f"{path}: not valid YAML{where}: {problem}") from None
     spec = parse_filespec(raw, str(path))
-    if spec.form_type != path.stem:
+    if named_by_form_type and spec.form_type != path.stem:
         raise FilespecError(f"{path}: form_type {spec.form_type!r} must equal the file's name {path.stem!r}")
     return spec
 

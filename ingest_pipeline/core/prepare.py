@@ -19,7 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ingest_pipeline.core import faults
-from ingest_pipeline.core.errors import IngestError, SourceFileError, WorkFilesRemovedError
+from ingest_pipeline.core.errors import IngestError, SourceChangedError, SourceFileError, WorkFilesRemovedError
 from ingest_pipeline.core.faults import fault_point
 from ingest_pipeline.core.file_shape import SAMPLE_BYTES, whole_file_problem
 from ingest_pipeline.core.filespec import FileSpec, FormatKind
@@ -309,7 +309,7 @@ def prepare_chunks(
 
     sha256 = digest.hexdigest()
     if expected_sha256 and sha256 != expected_sha256:
-        raise SourceFileError(f"{source} changed since it was registered (its SHA-256 is now {sha256[:12]}…); upload it again")
+        raise SourceChangedError(f"{source} changed since it was registered (its SHA-256 is now {sha256[:12]}…); upload it again")
     manifest = _manifest(spec, header, writer, upload_id=upload_id, company_id=company_id, source=source,
                          sha256=sha256, size=total_bytes, chunk_rows=chunk_rows or MIN_CHUNK_ROWS)  # fmt: skip
     sample = b""

@@ -63,6 +63,18 @@ def snapshot_name(scope: str, table: str) -> str:
     return f"{scope}.{table}.parquet"
 
 
+def reference_columns(spec: FileSpec) -> dict[tuple[str, str], list[str]]:
+    """The columns of each reference table the filespec reads, in first-use order."""
+    needed: dict[tuple[str, str], list[str]] = {table: [] for table in spec.reference_tables}
+    for spec_field in spec.fields:
+        if spec_field.lookup_parts:
+            scope, table, column = spec_field.lookup_parts
+            needed[(scope, table)].append(column)
+    for enrich in spec.enrich:
+        needed[enrich.scope_and_table] += [*enrich.on.values(), *enrich.add.values()]
+    return {table: list(dict.fromkeys(columns)) for table, columns in needed.items()}
+
+
 def snapshot_reference_data(
     spec: FileSpec, company_id: str, home: Path, filespecs_dir: Path, snapshot_dir: Path
 ) -> dict[str, int]:
@@ -71,19 +83,12 @@ def snapshot_reference_data(
     Also checks that every column the filespec names exists, so that a missing column fails the
     upload at prepare with one sentence, not a chunk halfway through the scan.
     """
-    needed: dict[tuple[str, str], set[str]] = {table: set() for table in spec.reference_tables}
-    for field in spec.fields:
-        if field.lookup_parts:
-            scope, table, column = field.lookup_parts
-            needed[(scope, table)].add(column)
-    for enrich in spec.enrich:
-        needed[enrich.scope_and_table].update(enrich.on.values(), enrich.add.values())
     snapshot_dir.mkdir(parents=True, exist_ok=True)
     rows: dict[str, int] = {}
-    for (scope, table), columns in needed.items():
+    for (scope, table), columns in reference_columns(spec).items():
         path = find_reference_table(scope, table, company_id, home, filespecs_dir)
         frame = read_reference_csv(path)
-        missing = sorted(columns - set(frame.columns))
+        missing = sorted(set(columns) - set(frame.columns))
         if missing:
             raise ReferenceDataError(
                 f"reference table {scope}.{table} ({path}) has no column {missing[0]!r}; it has {', '.join(frame.columns)}"

@@ -838,16 +838,16 @@ class _StyleCache:
     hashes it each time, which for 100,000 rows costs more than writing the cells."""
 
     def __init__(self):
-        self.styled_text_cell: dict[tuple, Any] = {}
+        self._styles: dict[tuple, Any] = {}
 
     def apply(self, cell: Cell, **styles: Any) -> None:
         """Set `styles` (alignment=..., fill=..., font=...: module constants) on `cell`."""
         key = (cell._style and tuple(cell._style), *[(name, id(value)) for name, value in styles.items()])
-        style = self.styled_text_cell.get(key)
+        style = self._styles.get(key)
         if style is None:
             for name, value in styles.items():
                 setattr(cell, name, value)
-            self.styled_text_cell[key] = copy.copy(cell._style)
+            self._styles[key] = copy.copy(cell._style)
         else:
             cell._style = copy.copy(style)
 
