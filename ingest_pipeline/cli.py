@@ -640,12 +640,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         if upload is None:
             raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
         from ingest_pipeline.core.chunk_status import as_dicts, chunks_of_upload
-        from ingest_pipeline.defs.progress_files import progress_refresh
+        from ingest_pipeline.defs.progress_files import chunks_refresh
 
-        refresh = progress_refresh()  # distributed: the chunk steps' files from the work container
-        progress = progress_of_uploads(warehouse, home, [upload], refresh)[upload["upload_id"]]
+        # First: distributed, it brings the chunk steps' files from the work container for both.
+        chunks = chunks_of_upload(warehouse, home, upload, chunks_refresh())
+        progress = progress_of_uploads(warehouse, home, [upload])[upload["upload_id"]]
         record = status_record(upload, progress)
-        chunks = chunks_of_upload(warehouse, home, upload, refresh)
         if args.json:
             print(json.dumps({**record, "chunks": as_dicts(chunks)}, indent=2, default=str))
             return EXIT_OK

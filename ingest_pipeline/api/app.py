@@ -225,11 +225,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         if row is None:
             return _received_view(landed)
         from ingest_pipeline.core.progress import progress_of_uploads
-        from ingest_pipeline.defs.progress_files import progress_refresh
+        from ingest_pipeline.defs.progress_files import chunks_refresh
 
-        refresh = progress_refresh()  # distributed: the chunk steps' files from the work container
-        progress = progress_of_uploads(warehouse, settings.home, [row], refresh)[upload_id]
-        chunks = chunks_of_upload(warehouse, settings.home, row, refresh)
+        # First: distributed, it brings the chunk steps' files from the work container for both.
+        chunks = chunks_of_upload(warehouse, settings.home, row, chunks_refresh())
+        progress = progress_of_uploads(warehouse, settings.home, [row])[upload_id]
         view = _upload_view(row, landed)
         view["progress"] = {
             "chunks_done": progress.chunks_done, "chunks_total": progress.chunks_total, "rows_done": progress.rows_done,

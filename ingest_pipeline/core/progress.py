@@ -367,13 +367,11 @@ def scanned_chunks(workspace: UploadWorkspace) -> int:
     return sum(1 for _ in workspace.metrics.glob("scan-*.json")) if workspace.metrics.exists() else 0
 
 
-def progress_of_uploads(warehouse: Warehouse, home: Path, uploads: list[dict],
-                        refresh: Callable[[UploadWorkspace], None] | None = None) -> dict[str, Progress]:  # fmt: skip
+def progress_of_uploads(warehouse: Warehouse, home: Path, uploads: list[dict]) -> dict[str, Progress]:
     """The progress of each of `uploads` (rows of `ingest.uploads`), by upload id."""
     rates: dict[str, StageRates | None] = {}
     return {
-        u["upload_id"]: UploadProgressReader(warehouse, home, u["upload_id"], rates, refresh).progress_of(u)
-        for u in uploads
+        u["upload_id"]: UploadProgressReader(warehouse, home, u["upload_id"], rates).progress_of(u) for u in uploads
     }
 
 

@@ -117,17 +117,20 @@ def update_upload(warehouse: Warehouse, upload_id: str, **values) -> None:
         connection.execute(f"UPDATE ingest.uploads SET {assignments} WHERE upload_id = ?", [*values.values(), upload_id])
 
 
+def _resume_hint(upload_id: str) -> str:
+    return f"`ingest-pipeline retry {upload_id}` resumes it where it stopped"
+
+
 def cancelled_error(upload_id: str, stage: str | None) -> str:
     """The error of an upload whose run an operator cancelled (`ingest-pipeline cancel`, the UI's Terminate)."""
     during = f" during {stage}" if stage else ""
-    return (f"Cancelled by the operator{during}; `ingest-pipeline retry {upload_id}` resumes it where it stopped, "
-            "`ingest-pipeline run` on the file starts it again.")  # fmt: skip
+    return f"Cancelled by the operator{during}; {_resume_hint(upload_id)}, `ingest-pipeline run` on the file starts it again."
 
 
 def worker_lost_error(upload_id: str, lost: str) -> str:
     """The error of an upload whose distributed run lost a step's Celery worker (`lost`: the
     watch's sentence, core/worker_watch.py)."""
-    return f"{lost[:-1] if lost.endswith('.') else lost}; `ingest-pipeline retry {upload_id}` resumes it where it stopped."
+    return f"{lost.removesuffix('.')}; {_resume_hint(upload_id)}."
 
 
 def mark_failed(warehouse: Warehouse, upload_id: str, error: str) -> None:

@@ -74,9 +74,17 @@ def pull_scan_outputs(workspace: UploadWorkspace) -> None:
         store.pull(workspace, ("",))
 
 
-def pull_progress(workspace: UploadWorkspace) -> None:
-    """Into the warehouse owner's work folder: the chunk steps' status and metrics files as they are
-    now (a few small files), so that progress and the chunk list follow the scans while they run."""
+def pull_scan_metrics(workspace: UploadWorkspace) -> None:
+    """Into the warehouse owner's work folder: the metrics file of each chunk scanned so far (new
+    files only), which progress counts, so that it follows the scans on other machines."""
+    store = work_store()
+    if store is not None and workspace.manifest.exists():
+        store.pull(workspace, ("metrics/scan-",))
+
+
+def pull_chunk_progress(workspace: UploadWorkspace) -> None:
+    """As `pull_scan_metrics`, and each chunk's status file as it is now (rewritten in place as the
+    chunk starts and ends), for the chunk list."""
     store = work_store()
     if store is not None and workspace.manifest.exists():
         store.pull(workspace, ("chunk_status/", "metrics/scan-"), always=("chunk_status/",))

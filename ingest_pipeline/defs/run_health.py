@@ -147,7 +147,8 @@ def free_slots_of_finished_runs(instance: DagsterInstance) -> None:
 def lost_worker_reason(instance: DagsterInstance, run_id: str) -> str | None:
     """The watch's sentence when a step of this distributed run lost its Celery worker
     (defs/celery_executor.py records it in the run's log), else None."""
-    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=10_000).records
+    # Newest first: the watch's event comes near the end of the run's log (only steps in flight end after it).
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=1_000, ascending=False).records
     for record in records:
         event = record.event_log_entry.dagster_event
         data = event.event_specific_data if event is not None else None
