@@ -3,6 +3,7 @@ broker and result backend), a throwaway PostgreSQL cluster (the Dagster instance
 Debian's redis-server and postgresql (scripts/setup.sh); PostgreSQL refuses to run as root, so as
 root its cluster belongs to the `postgres` user the Debian package creates."""
 
+import contextlib
 import glob
 import os
 import pwd
@@ -42,25 +43,17 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path, what: str) ->
     )
 
 
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the process's session, then SIGKILL if it lingers."""
+def stop(process: subprocess.Popen, seconds: float = 30) -> None:
+    """SIGTERM to the process's session (a worker, a daemon and what it started), then SIGKILL if it lingers."""
     if process.poll() is None:
-        with _gone_ok():
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            with _gone_ok():
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=20)
-
-
-class _gone_ok:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, traceback):
-        return kind is ProcessLookupError
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
@@ -122,7 +115,7 @@ class Worker:
 
     def kill_all(self) -> None:
         """kill -9 of the whole worker: its main process and its pool processes."""
-        with _gone_ok():
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 

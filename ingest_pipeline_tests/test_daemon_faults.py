@@ -15,6 +15,7 @@ import pytest
 from ingest_pipeline.core import faults
 from ingest_pipeline.core.filespec import load_form_type
 from ingest_pipeline.core.generate import generate_upload
+from ingest_pipeline_tests.distributed_services import stop
 
 PROJECT = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).with_name("dagster-daemon")
@@ -29,16 +30,6 @@ def upload_state(home: Path) -> tuple | None:
             return connection.execute("SELECT status, error FROM ingest.uploads ORDER BY received_at DESC").fetchone()
     except duckdb.Error:
         return None  # a writer has it this moment, or the tables are not there yet
-
-
-def stop(daemon: subprocess.Popen, seconds: float = 30) -> None:
-    """Stop the daemon (or UI) and everything it started (its process group)."""
-    os.killpg(daemon.pid, signal.SIGTERM)
-    try:
-        daemon.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        os.killpg(daemon.pid, signal.SIGKILL)
-        daemon.wait()
 
 
 def wait_for(condition, seconds: float, what: str, daemon: subprocess.Popen, log: Path):

@@ -359,7 +359,6 @@ def test_a_file_landing_is_ingested_by_the_daemons_sensor_on_celery_workers_to_t
     from ingest_pipeline.core.deployment import distributed_instance_yaml
     from ingest_pipeline.defs.jobs import INGEST_JOB_NAME
     from ingest_pipeline.defs.partitions import PARTITION_TAG
-    from ingest_pipeline_tests.test_daemon_faults import stop as stop_daemon
     from ingest_pipeline_tests.test_daemon_faults import upload_state, wait_for
 
     started = time.monotonic()
@@ -409,7 +408,7 @@ def test_a_file_landing_is_ingested_by_the_daemons_sensor_on_celery_workers_to_t
             ended = RunsFilter(job_name=INGEST_JOB_NAME, tags={PARTITION_TAG: upload_id}, statuses=FINISHED_STATUSES)
             (record,) = wait_for(lambda: instance.get_run_records(ended), 60, "the run did not end", daemon, log)
     finally:
-        stop_daemon(daemon, seconds=60)
+        stop(daemon, seconds=60)
         for worker in (owner, any_worker):
             stop(worker.process)
     assert record.dagster_run.status == DagsterRunStatus.SUCCESS

@@ -20,17 +20,12 @@ import pytest
 
 from ingest_pipeline.core.storage import LocalLandingStorage
 from ingest_pipeline.core.uploads import compute_upload_id
+from ingest_pipeline_tests.distributed_services import free_port
 from ingest_pipeline_tests.test_daemon_faults import wait_for
 
 PROJECT = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).with_name("dagster-daemon")
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024  # the test server's limit
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def command(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

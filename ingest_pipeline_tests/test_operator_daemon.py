@@ -15,7 +15,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from ingest_pipeline.core import faults
 from ingest_pipeline.core.uploads import COMPLETED, FAILED, compute_upload_id, hash_stream, register_upload
 from ingest_pipeline.core.warehouse import Warehouse
-from ingest_pipeline_tests.test_daemon_faults import stop
+from ingest_pipeline_tests.distributed_services import stop
 from ingest_pipeline_tests.test_faults import CLI, cli
 from ingest_pipeline_tests.test_operator_cli import roster_file, status_rows
 

@@ -16,7 +16,8 @@ from dagster_graphql.test.utils import define_out_of_process_context, execute_da
 from ingest_pipeline.core import faults
 from ingest_pipeline.core.filespec import load_form_type
 from ingest_pipeline.core.generate import generate_upload
-from ingest_pipeline_tests.test_daemon_faults import DAEMON, stop
+from ingest_pipeline_tests.distributed_services import stop
+from ingest_pipeline_tests.test_daemon_faults import DAEMON
 from ingest_pipeline_tests.test_faults import ROWS, cli, contract_tables, run_args
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,6 @@ import http.server
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from ingest_pipeline.core.webhook import (
 )
 from ingest_pipeline.defs.maintenance import webhook_outbox_sensor
 from ingest_pipeline.defs.settings import PROJECT_ROOT, IngestSettings
+from ingest_pipeline_tests.distributed_services import free_port
 
 SECRET = "s3cret-for-tests"
 UI_URL = "http://dagster.example.test:3000/"
@@ -163,12 +163,6 @@ def test_an_upload_that_fails_a_stage_posts_the_failure(home, tmp_path, monkeypa
     bodies = [json.loads(p.body) for p in receiver.received]
     assert [b["event"] for b in bodies] == ["upload.failed"]
     assert "has no column" in bodies[0]["error"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # nothing listens there once the probe is closed: refused
 
 
 def tick_outbox_sensor(home: Path) -> str:
