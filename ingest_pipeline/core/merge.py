@@ -152,28 +152,36 @@ def _write_empty_profiles(connection, spec: FileSpec, files: UploadFiles) -> Non
     """)  # fmt: skip
 
 
-# Rows judged for `unique` at a time: on a larger upload the values are first written out split by
-# a hash of the value into buckets of about this many rows (one pass), and each bucket is judged
-# alone, so the column stage's memory follows this and not the upload. Equal values always share
-# a bucket, so the result is the same.
+# Rows judged for `unique` at a time. Only the rows of values that occur more than once are judged
+# (found first by a grouping, which DuckDB spills to disk beyond its memory limit); when there are
+# more than this many, they are first written out split by a hash of the value into buckets of
+# about this many rows, and each bucket is judged alone, so the column stage's memory follows this
+# and not the upload. Equal values always share a bucket, so the result is the same.
 UNIQUE_BUCKET_ROWS = 4_000_000
 
 
 def _unique_messages(connection, spec: FileSpec, manifest: Manifest, files: UploadFiles) -> None:
-    """`unique`: the first row holding a converted value passes; every later one gets a message."""
-    buckets = max(1, math.ceil(manifest.rows_total / UNIQUE_BUCKET_ROWS))
+    """`unique`: the first row holding a converted value passes; every later one gets a message.
+
+    Grouping first instead of ordering every row by value (and, past UNIQUE_BUCKET_ROWS, writing
+    every row out in buckets first): the column stage of 5M roster rows took 4.6-5.2 s instead of
+    5.6-6.0 (8.5-9.6 CPU s instead of 10.8-11.6)."""
     folder = files.workspace.columns / "unique_buckets"
     connection.execute("CREATE TEMP TABLE unique_found AS SELECT * FROM upload_messages LIMIT 0")
     connection.execute("CREATE TEMP TABLE duplicates (_row_number BIGINT, first_row BIGINT, first_line BIGINT)")
     for field in (f for f in spec.fields if f.unique):
         name, raw = quote_identifier(field.name), quote_identifier(unique_raw_column(field.name))
         values = f"SELECT {name} AS value, _row_number, _line_number FROM {files.rows()} WHERE _has_cells AND {name} IS NOT NULL"
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE repeated AS SELECT value, count(*) AS n FROM ({values}) GROUP BY value HAVING n > 1")
+        repeated_rows = f"SELECT v.* FROM ({values}) v SEMI JOIN repeated USING (value)"
+        rows = connection.execute("SELECT coalesce(sum(n), 0) FROM repeated").fetchone()[0]
+        buckets = max(1, math.ceil(rows / UNIQUE_BUCKET_ROWS))
         if buckets == 1:
-            sources = [f"({values})"]
+            sources = [f"({repeated_rows})"]
         else:
             shutil.rmtree(folder, ignore_errors=True)
             connection.execute(f"""
-                COPY (SELECT *, hash(value) % {buckets} AS bucket FROM ({values}))
+                COPY (SELECT *, hash(value) % {buckets} AS bucket FROM ({repeated_rows}))
                 TO {sql_text(str(folder))} (FORMAT parquet, PARTITION_BY (bucket))
             """)  # fmt: skip
             parts = [sorted(path.glob("*.parquet")) for path in sorted(folder.glob("bucket=*"))]
