@@ -171,8 +171,11 @@ def test_repeating_dates_are_read_once_per_value_with_the_same_answers(kind, fmt
                                     Loader=yaml.BaseLoader), "t.yaml")  # fmt: skip
     field = spec.fields[0]
     repeated = pl.Series("a", texts * 3000, dtype=pl.String)  # every value many times: read once each
-    distinct = pl.Series("a", [f"2020-01-{day:02d} x{i}" for i, day in enumerate(range(1, 29))] * 2 + texts, dtype=pl.String)
-    for column in (repeated, distinct):
+    # More distinct values than half the rows, found only after counting them all; and first rows all
+    # distinct (a timestamp), read cell by cell without counting.
+    repeating_less = pl.Series("a", [f"2020-01-{day:02d} x{i}" for i, day in enumerate(range(1, 29))] * 2 + texts, dtype=pl.String)
+    all_distinct = pl.Series("a", [f"2020-01-{day:02d} y" for day in range(1, 29)] + texts, dtype=pl.String)
+    for column in (repeated, repeating_less, all_distinct):
         cell_by_cell = column.to_frame().select(converted(pl.col("a"), field)).to_series()
         once = converted_once_per_value(column, field)
         assert once.name == typed_column("a") and once.dtype == cell_by_cell.dtype
