@@ -177,10 +177,10 @@ def test_repeating_dates_are_read_once_per_value_with_the_same_answers(kind, fmt
     all_distinct = pl.Series("a", [f"2020-01-{day:02d} y" for day in range(1, 29)] + texts, dtype=pl.String)
     for column in (repeated, repeating_less, all_distinct):
         cell_by_cell = column.to_frame().select(converted(pl.col("a"), field)).to_series()
-        once = converted_once_per_value(column, field)
+        once = column.to_frame().select(converted_once_per_value(column, field)).to_series()
         assert once.name == typed_column("a") and once.dtype == cell_by_cell.dtype
         assert once.to_list() == cell_by_cell.to_list()
-    assert converted_once_per_value(repeated, field).drop_nulls().len() > 0
+    assert repeated.to_frame().select(converted_once_per_value(repeated, field)).to_series().drop_nulls().len() > 0
 
 
 def messages_of(field_yaml: str, values: list[str]) -> list[tuple[str, str]]:
