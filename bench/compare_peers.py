@@ -12,7 +12,8 @@ same run, and prints rows per second and the ratios issue 8 asks for:
 - end to end (default settings) / polars_parse wall seconds (target <= 5, stretch 2);
 - the scan stage summed over all chunks (ingest.stage_metrics) / polars_rules, both in wall
   seconds and in CPU seconds (target <= 2; CPU seconds are what the machine's noise moves least);
-- rows per second, each process's peak RSS and the whole process tree's (sampled);
+- rows per second, each process's peak RSS and the whole process tree's (sampled), as a sum of
+  PSS (what the tree occupies) and as a sum of RSS (which counts shared pages once per sharer);
 - a small upload (--small-rows, default 1,000) end to end through `ingest-pipeline run` (target <= 4 s),
   as a new home's first upload (which also creates the Dagster instance and the warehouse) and as
   the same home's second;
@@ -53,6 +54,7 @@ if not SHARED_BENCH.exists():
 CLI = [sys.executable, "-m", "ingest_pipeline.cli"]
 DAEMON = Path(sys.executable).with_name("dagster-daemon")
 MIB = 2**20
+PSS_FROM_BYTES = 64 * MIB
 SENSOR_TIMEOUT_SECONDS = 180.0  # the daemon's start-up, the first tick, then landing to an ended upload
 
 
@@ -62,6 +64,10 @@ class Measured:
     cpu_seconds: float  # user + system of the whole waited-for process tree
     peak_process_rss: int  # the largest single process's high-water mark (bytes)
     peak_tree_rss: int  # the largest sum of RSS over the process tree at one moment (sampled)
+    # The same with each process's PSS: what the tree occupies. A sum of RSS counts every shared page
+    # once per sharer: the fork server's imported modules in each step process, and the whole memory of
+    # a process again in a child it is forking (Dagster spawns log-capturing `tail`s at each step).
+    peak_tree_pss: int
     stdout: str
 
 
@@ -80,7 +86,7 @@ def measure(command: list[str], env: dict | None = None, cwd: Path | None = None
     # cwd: `python -m` puts the working directory first on sys.path, so it decides which code runs.
     process = subprocess.Popen([sys.executable, "-c", _RUSAGE_WRAPPER, *command], env=env, cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    peak = {"tree": 0, "one": 0}
+    peak = {"tree": 0, "tree_pss": 0, "one": 0}
     done = threading.Event()
 
     def sample() -> None:
@@ -88,13 +94,19 @@ def measure(command: list[str], env: dict | None = None, cwd: Path | None = None
         while not done.is_set():
             try:
                 tree = [root, *root.children(recursive=True)]
-                sizes = []
+                sizes, proportional = [], []
                 for member in tree:
                     try:
-                        sizes.append(member.memory_info().rss)
+                        rss = member.memory_info().rss
+                        # PSS (a shared page counted once over its sharers) for the large members only:
+                        # reading it costs milliseconds; a small member's RSS bounds its PSS.
+                        pss = member.memory_full_info().pss if rss > PSS_FROM_BYTES else rss
                     except psutil.Error:
-                        pass
+                        continue
+                    sizes.append(rss)
+                    proportional.append(pss)
                 peak["tree"] = max(peak["tree"], sum(sizes))
+                peak["tree_pss"] = max(peak["tree_pss"], sum(proportional))
                 peak["one"] = max(peak["one"], max(sizes, default=0))
             except psutil.Error:
                 return
@@ -110,7 +122,7 @@ def measure(command: list[str], env: dict | None = None, cwd: Path | None = None
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr[-2000:]}")
     match = re.search(r"__peak_child_rss_kb=(\d+) __child_cpu=([0-9.]+)", stderr)
     rss, cpu = (int(match.group(1)) * 1024, float(match.group(2))) if match else (0, 0.0)
-    return Measured(seconds, cpu, max(rss, peak["one"]), peak["tree"], stdout)
+    return Measured(seconds, cpu, max(rss, peak["one"]), peak["tree"], peak["tree_pss"], stdout)
 
 
 LARGE_ROWS = 73_000_000  # about 10 GB of roster
@@ -249,7 +261,8 @@ def describe_stages(run: PipelineRun) -> None:
 
 def describe(name: str, rows: int, m: Measured, note: str = "") -> None:
     print(f"  {name:<24} {m.seconds:7.2f} s  cpu {m.cpu_seconds:7.2f} s  {rows / m.seconds:>11,.0f} rows/s  "
-          f"peak RSS {m.peak_process_rss / MIB:6.0f} MiB (tree {m.peak_tree_rss / MIB:6.0f} MiB)  {note}")  # fmt: skip
+          f"peak RSS {m.peak_process_rss / MIB:6.0f} MiB (tree {m.peak_tree_pss / MIB:6.0f} MiB PSS, "
+          f"{m.peak_tree_rss / MIB:6.0f} MiB RSS)  {note}")  # fmt: skip
 
 
 def main() -> None:
@@ -319,7 +332,8 @@ def main() -> None:
         worst = max((s[4] for s in run.stages), default=0)
         print(f"  {'':<12} {run.rows / run.measured.seconds:,.0f} rows/s; largest step {worst / MIB:,.0f} MiB, "
               f"largest process {run.measured.peak_process_rss / MIB:,.0f} MiB [<= 1024], "
-              f"process tree {run.measured.peak_tree_rss / MIB:,.0f} MiB [<= 2048]")  # fmt: skip
+              f"process tree {run.measured.peak_tree_pss / MIB:,.0f} MiB PSS [<= 2048] "
+              f"({run.measured.peak_tree_rss / MIB:,.0f} MiB as a sum of RSS)")  # fmt: skip
         if args.large:
             print(f"  {'':<12} {run.measured.seconds / 60:.1f} minutes end to end [<= {LARGE_TARGET_SECONDS / 60:.0f}]")
     if small:

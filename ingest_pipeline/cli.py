@@ -19,10 +19,12 @@ import warnings
 from pathlib import Path
 
 from ingest_pipeline.core.companies import company_id_problem
+from ingest_pipeline.core.deployment import deployment_from_env
 from ingest_pipeline.core.errors import FilespecError, IngestError
 from ingest_pipeline.core.filespec import FORM_TYPE_RE, load_form_type
 from ingest_pipeline.core.home import PROJECT_ROOT, resolve_filespecs, resolve_home
 from ingest_pipeline.core.startup import modules_loaded
+from ingest_pipeline.core.step_processes import runs_in_process, start_fork_server
 from ingest_pipeline.core.storage import AZURE_URI_SCHEME
 from ingest_pipeline.core.uploads import (
     COMPLETED,
@@ -196,7 +198,7 @@ def configure_environment(home: Path, filespecs: Path | None) -> Path:
     dagster_home.mkdir(parents=True, exist_ok=True)
     template = PROJECT_ROOT / "dagster.yaml"
     target = dagster_home / "dagster.yaml"
-    from ingest_pipeline.core.deployment import deployment_from_env, distributed_instance_yaml
+    from ingest_pipeline.core.deployment import distributed_instance_yaml
 
     if template.exists() and deployment_from_env().distributed:  # the instance on PostgreSQL
         wanted = distributed_instance_yaml(template.read_text()).encode()
@@ -227,8 +229,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     loading.start()
     with open(path, "rb") as stream:
         sha256, size = hash_stream(stream)
-    loading.join()
     upload_id = compute_upload_id(args.company, spec.form_type, sha256)
+    log_file = home / "logs" / f"run-{upload_id}.log"
+    in_process = args.executor == "in_process" or (
+        args.executor == "auto" and runs_in_process(size) and args.chunk_rows is None)  # fmt: skip
+    if not in_process and not deployment_from_env().distributed:
+        with _stderr_into(log_file):  # step processes inherit the server's stdout and stderr
+            start_fork_server()  # its imports (~2 s) overlap Dagster's loading and the run's creation
+    loading.join()
     warehouse = Warehouse(home / "warehouse.duckdb")
     with upload_lock(home, upload_id) as waited, open_dagster_instance() as instance:
         reconcile_dead_runs(home, instance)
@@ -236,13 +244,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not joined:
             register_upload(warehouse, upload_id=upload_id, company_id=args.company, form_type=spec.form_type,
                             source=str(path.resolve()), sha256=sha256, size=size, filespec_version=spec.version)  # fmt: skip
-            from ingest_pipeline.defs.jobs import runs_in_process
-
-            in_process = args.executor == "in_process" or (
-                args.executor == "auto" and runs_in_process(size) and args.chunk_rows is None)  # fmt: skip
             run_ingest_job(upload_id, source=str(path.resolve()), company_id=args.company, form_type=spec.form_type,
                            chunk_rows=args.chunk_rows, in_process=in_process,
-                           log_file=home / "logs" / f"run-{upload_id}.log", report=args.report, instance=instance)  # fmt: skip
+                           log_file=log_file, report=args.report, instance=instance)  # fmt: skip
     upload = get_upload(warehouse, upload_id)
     print(f"upload {upload_id}: {upload['status']}" + (" (ingested by the other process)" if joined else ""))
     if upload["rows_total"] is not None:
@@ -552,7 +556,6 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     reconcile_dead_runs(home)
     print(f"re-running {len(uploads)} upload(s) of {scope} under filespec version {spec.version}")
     completed = 0
-    from ingest_pipeline.defs.jobs import runs_in_process
 
     for before in uploads:
         upload_id, source = before["upload_id"], before["source"]
@@ -593,7 +596,6 @@ def _launch_backfill(home: Path, filespecs: Path, uploads: list[dict], scope: st
     """A Dagster backfill of the uploads on the home's instance: the daemon (`ingest-pipeline ui`) runs
     it, and the UI's backfills page shows it; this command does not wait for it."""
     from ingest_pipeline.core.completion import DEFAULT_UI_URL, UI_URL_ENV
-    from ingest_pipeline.defs.jobs import runs_in_process
     from ingest_pipeline.defs.operator_actions import backfill_url, launch_backfill
 
     runnable = []
@@ -711,7 +713,6 @@ def cmd_retry(args: argparse.Namespace) -> int:
         raise UsageError(f"no upload {args.upload_id!r} in {warehouse.path}")
     configure_environment(home, filespecs)
     from ingest_pipeline.core.prepare import UploadWorkspace
-    from ingest_pipeline.defs.jobs import runs_in_process
     from ingest_pipeline.defs.operator_actions import plan_retry, resume_upload
 
     upload_id = args.upload_id

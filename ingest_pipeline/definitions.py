@@ -19,9 +19,10 @@ with collector_paused():
     from ingest_pipeline.defs.run_health import dead_run_sensor
     from ingest_pipeline.defs.sensors import upload_sensor
     from ingest_pipeline.defs.settings import IngestSettings
+    from ingest_pipeline.defs.step_pool import local_executor
     from ingest_pipeline.defs.upload_views import upload_views
 
-    executor = None  # local: the jobs' multiprocess or in-process executor
+    executor = local_executor  # local: multiprocess (chunk scans in a step pool) or in process
     if DEPLOYMENT.on_celery:
         from ingest_pipeline.defs.celery_executor import watched_celery_executor as executor
     elif DEPLOYMENT.distributed:  # kubernetes

@@ -21,7 +21,7 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GIB = 2**30
 PROCESS_RSS_BOUND = 1 * GIB
-TREE_RSS_BOUND = 2 * GIB
+TREE_MEMORY_BOUND = 2 * GIB
 BYTES_PER_ROW = 140  # the roster's, for the disk check
 
 
@@ -55,7 +55,10 @@ def test_a_10_gb_upload_end_to_end_in_bounded_memory(tmp_path, command_environme
               f"cpu {measured.cpu_seconds:.0f} s")  # fmt: skip
         bench.describe_stages(run)
         print(f"largest process {measured.peak_process_rss / 2**20:,.0f} MiB [<= 1024], "
-              f"process tree {measured.peak_tree_rss / 2**20:,.0f} MiB [<= 2048]")  # fmt: skip
+              f"process tree {measured.peak_tree_pss / 2**20:,.0f} MiB PSS [<= 2048], "
+              f"{measured.peak_tree_rss / 2**20:,.0f} MiB as a sum of RSS")  # fmt: skip
     assert run.rows == rows and run.rejected > 0
     assert measured.peak_process_rss <= PROCESS_RSS_BOUND
-    assert measured.peak_tree_rss <= TREE_RSS_BOUND
+    # The tree's memory is its PSS: a sum of RSS counts the fork server's modules in every step
+    # process and a forking process twice (bench/compare_peers.py, Measured.peak_tree_pss).
+    assert measured.peak_tree_pss <= TREE_MEMORY_BOUND

@@ -73,6 +73,7 @@ from ingest_pipeline.defs.distributed import (
 from ingest_pipeline.defs.partitions import PARTITION_TAG, uploads_partitions
 from ingest_pipeline.defs.resources import LandingStorageResource
 from ingest_pipeline.defs.settings import IngestSettings
+from ingest_pipeline.defs.step_pool import POOLED_TAG
 from ingest_pipeline.defs.upload_views import report_upload_views
 
 DUCKDB_WRITER_POOL = "duckdb_writer"
@@ -270,7 +271,7 @@ def plan_chunk_scans(context: OpExecutionContext, ingest_settings: IngestSetting
         yield DynamicOutput(chunk_index, mapping_key=f"chunk_{chunk_index:05d}")
 
 
-@op(tags={"stage": "scan"})
+@op(tags={"stage": "scan", POOLED_TAG: "chunk"})
 def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettings, chunk_index: int) -> int:
     """Judge every cell of one chunk; writes the chunk's rows and messages as Parquet."""
     upload_id = context.partition_key

@@ -1,10 +1,8 @@
 """Jobs over the upload-partitioned assets."""
 
-import os
-
 from dagster import AssetSelection, define_asset_job
 
-from ingest_pipeline.core.prepare import TARGET_CHUNK_BYTES
+from ingest_pipeline.core.step_processes import STEP_PRELOAD_MODULE, in_process_max_bytes, runs_in_process  # noqa: F401
 from ingest_pipeline.defs.assets import (
     INGEST_JOB_NAME,
     VALIDATE_JOB_NAME,
@@ -16,42 +14,20 @@ from ingest_pipeline.defs.assets import (
 from ingest_pipeline.defs.distributed import DEPLOYMENT
 from ingest_pipeline.defs.partitions import uploads_partitions
 
-# Each step runs in its own process, so chunks are scanned in parallel. The processes fork from a
-# server that has already imported the pipeline and the instance's storage (defs/step_preload.py):
-# a step starts in a fraction of a second instead of paying the imports (Dagster, its SQLite
-# storage, polars, pandera, DuckDB) again.
+# Steps run in processes of their own, so chunks are scanned in parallel: the chunk scans in a pool
+# of long-lived step processes (defs/step_pool.py), every other step in a new one. The processes fork
+# from a server that has already imported the pipeline and the instance's storage
+# (defs/step_preload.py; the command line starts it early, core/step_processes.py): a step starts
+# in a fraction of a second instead of paying the imports (Dagster, its SQLite storage, polars,
+# pandera, DuckDB) again.
 MULTIPROCESS_EXECUTION = {
     "config": {
         "multiprocess": {
-            "start_method": {"forkserver": {"preload_modules": ["ingest_pipeline.defs.step_preload"]}},
+            "start_method": {"forkserver": {"preload_modules": [STEP_PRELOAD_MODULE]}},
         }
     }
 }
 IN_PROCESS_EXECUTION = {"config": {"in_process": {}}}
-
-
-IN_PROCESS_MAX_BYTES_ENV = "INGEST_IN_PROCESS_MAX_BYTES"
-# On two cores one chunk's scan already keeps both busy much of the time (polars is multi-threaded),
-# so a process per step mostly adds its start-up and memory (measured: 5M rows, 33.8 s and a 912 MiB
-# process tree in one process, 45.2 s and 1,998 MiB with one process per step); up to this size
-# such machines run uploads in one process.
-FEW_CORES, FEW_CORES_IN_PROCESS_MAX_BYTES = 2, 1024 * 2**20
-
-
-def in_process_max_bytes() -> int:
-    """Uploads smaller than this run in one process: $INGEST_IN_PROCESS_MAX_BYTES, else 1 GiB on a
-    machine with at most two cores, else one chunk (64 MiB)."""
-    configured = os.environ.get(IN_PROCESS_MAX_BYTES_ENV, "").strip()
-    if configured:
-        return int(configured)
-    return FEW_CORES_IN_PROCESS_MAX_BYTES if (os.cpu_count() or 1) <= FEW_CORES else TARGET_CHUNK_BYTES
-
-
-def runs_in_process(size_bytes: int | None) -> bool:
-    """An upload smaller than `in_process_max_bytes()` runs in one process, where process start-up
-    would cost more than scanning chunks in parallel gains. Used by the command line's `auto`,
-    backfills and the sensor; every chunk is still its own step, re-executable alone."""
-    return size_bytes is not None and size_bytes < in_process_max_bytes()
 
 
 def execution_config(in_process: bool) -> dict:

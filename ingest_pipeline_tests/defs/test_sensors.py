@@ -201,8 +201,8 @@ def test_the_run_config_picks_the_executor_by_size(monkeypatch):
     job = defs.resolve_job_def("ingest_upload")
     small = validate_run_config(job, upload_run_config(TARGET_CHUNK_BYTES - 1))["execution"]
     large = validate_run_config(job, upload_run_config(TARGET_CHUNK_BYTES))["execution"]
-    assert "in_process" in small["multi_or_in_process_executor"]
-    assert "multiprocess" in large["multi_or_in_process_executor"]
+    assert "in_process" in small["ingest_local_executor"]
+    assert "multiprocess" in large["ingest_local_executor"]
     assert upload_sensor in defs.sensors
 
 
