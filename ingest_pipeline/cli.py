@@ -556,7 +556,6 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     reconcile_dead_runs(home)
     print(f"re-running {len(uploads)} upload(s) of {scope} under filespec version {spec.version}")
     completed = 0
-
     for before in uploads:
         upload_id, source = before["upload_id"], before["source"]
         if (skipped := _why_not_rerun(before)) is not None:
