@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ingest_pipeline.core.prepare import TARGET_CHUNK_BYTES
 from ingest_pipeline.core import step_processes
+from ingest_pipeline.core.prepare import TARGET_CHUNK_BYTES
 from ingest_pipeline.defs import jobs
 
 
