@@ -262,7 +262,7 @@ def upload_chunks(
     )
 
 
-@op(ins={"upload_chunks": In(Nothing)}, out=DynamicOut(int), tags={"stage": "scan", **WAREHOUSE_TAGS})
+@op(ins={"upload_chunks": In(Nothing)}, out=DynamicOut(int), tags={"stage": "scan", POOLED_TAG: "scan", **WAREHOUSE_TAGS})
 def plan_chunk_scans(context: OpExecutionContext, ingest_settings: IngestSettings):
     """One dynamic step per chunk, so that a failed chunk can be re-executed alone."""
     manifest = ingest_settings.workspace(context.partition_key).load_manifest()
@@ -271,7 +271,7 @@ def plan_chunk_scans(context: OpExecutionContext, ingest_settings: IngestSetting
         yield DynamicOutput(chunk_index, mapping_key=f"chunk_{chunk_index:05d}")
 
 
-@op(tags={"stage": "scan", POOLED_TAG: "chunk"})
+@op(tags={"stage": "scan", POOLED_TAG: "scan"})
 def scan_upload_chunk(context: OpExecutionContext, ingest_settings: IngestSettings, chunk_index: int) -> int:
     """Judge every cell of one chunk; writes the chunk's rows and messages as Parquet."""
     upload_id = context.partition_key
@@ -312,7 +312,7 @@ def _scan_upload_chunk(context: OpExecutionContext, warehouse: Warehouse, worksp
     return result.records
 
 
-@op(tags={"stage": "scan", **WAREHOUSE_TAGS})
+@op(tags={"stage": "scan", POOLED_TAG: "scan", **WAREHOUSE_TAGS})
 def summarize_chunk_scans(context: OpExecutionContext, ingest_settings: IngestSettings, records_per_chunk: list[int]) -> int:
     """Fan-in of the chunk steps: the records scanned across all chunks, and where the scan's time went."""
     total = sum(records_per_chunk)

@@ -4,8 +4,8 @@ for the chunk scans.
 Dagster's multiprocess executor starts a process for every step: about 0.2 s from launch to the
 step's input on two cores, and the first scan in a new process is 0.2-0.4 s slower than the next
 ones (its memory faulted in, polars' CSV reader and numpy warming up). Here the steps tagged
-`POOLED_TAG` (one per chunk) run in a few long-lived step processes instead, one after another in
-each: as many as the executor runs steps at once, forked from the same server
+`POOLED_TAG` (the scan stage's: the plan, one step per chunk, the summary) run in a few long-lived
+step processes instead, one after another in each: as many as the executor runs steps at once, forked from the same server
 (`defs/step_preload.py`). Each step still runs as it would in a process of its own (Dagster's
 `MultiprocessExecutorChildProcessCommand`: its own instance, plan, events and termination), so one
 failed chunk is still re-executed alone. Every other step gets a process of its own as before, and

@@ -21,6 +21,7 @@ from ingest_pipeline_tests.test_faults import (
     start_paused,
 )
 
+SCAN_STAGE = "chunk_scans."  # its plan, chunk scans and summary
 SCAN_STEP = "chunk_scans.scan_upload_chunk"
 
 
@@ -57,9 +58,9 @@ def test_chunk_scans_share_pool_processes_and_give_the_tables_of_one_process(ros
     assert f"{SCAN_STEP}[chunk_00003]" in log.read_text()
 
     pids = step_processes(home)
-    scans = {key: pid for key, pid in pids.items() if key.startswith(SCAN_STEP)}
-    others = {key: pid for key, pid in pids.items() if not key.startswith(SCAN_STEP)}
-    assert len(scans) == ROWS // CHUNK_ROWS
+    scans = {key: pid for key, pid in pids.items() if key.startswith(SCAN_STAGE)}
+    others = {key: pid for key, pid in pids.items() if not key.startswith(SCAN_STAGE)}
+    assert len(scans) == ROWS // CHUNK_ROWS + 2  # the plan, a step per chunk, the summary
     # At most one pool process per step the executor runs at once (one per core by default) ...
     assert len(set(scans.values())) <= min(os.cpu_count() or 1, len(scans) - 1), scans
     # ... and every other step in a process of its own, none of them a pool process.
