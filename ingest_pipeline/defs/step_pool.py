@@ -19,6 +19,7 @@ itself after its current step: nothing stays behind.
 """
 
 import contextlib
+import multiprocessing
 import os
 import queue
 import time
@@ -94,10 +95,11 @@ class _PoolProcess:
 
 
 class StepPool:
-    """Long-lived step processes, started on first need, at most `size` of them."""
+    """Long-lived step processes, started on first need: never more than the steps the executor
+    runs at once, since a process is busy for exactly one step at a time."""
 
-    def __init__(self, context: BaseContext, size: int):
-        self.context, self.size = context, max(size, 1)
+    def __init__(self, context: BaseContext):
+        self.context = context
         self.idle: list[_PoolProcess] = []
         self.busy: list[_PoolProcess] = []
 
@@ -122,7 +124,10 @@ class StepPool:
         self.idle.append(worker)
 
     def discard(self, worker: _PoolProcess) -> None:
-        """A pool process in an unknown state (it died, or its step was abandoned): ended, not reused."""
+        """A pool process in an unknown state (it died, or its step was abandoned): ended, not reused.
+        Also called for a step abandoned after `close` (its iterator collected later): then a no-op."""
+        if worker not in self.busy:
+            return
         self.busy.remove(worker)
         if worker.process.is_alive():
             worker.process.kill()
@@ -207,9 +212,7 @@ class PooledMultiprocessExecutor(MultiprocessExecutor):
     """Dagster's multiprocess executor, the steps tagged `POOLED_TAG` run in a `StepPool`."""
 
     def execute(self, plan_context, execution_plan) -> Iterator[DagsterEvent]:
-        import multiprocessing
-
-        pool = StepPool(multiprocessing.get_context(self._start_method), self._max_concurrent)
+        pool = StepPool(multiprocessing.get_context(self._start_method))
         # Dagster's loop calls this module function for every step it launches; it is swapped for
         # the pool's while this run's execution lasts (a run worker process executes one run).
         dagster_multiprocess.execute_step_out_of_process = _launcher(pool)
