@@ -171,17 +171,19 @@ def test_backfill_dry_run_prints_the_keys_as_the_ui_writes_a_selection(finished_
 def test_a_long_run_cancelled_from_another_process_ends_failed_and_retry_finishes_it(tmp_path):
     home = tmp_path / "home"
     big = roster_file(tmp_path, ROWS_BIG, "big.csv", seed=8)
-    # Twelve chunk steps, two at a time on two cores: the scan lasts well past the cancel (six were
-    # done before it once step processes started faster).
-    environment = {**os.environ, "INGEST_HOME": str(home), "INGEST_PROGRESS": "0"}
+    # Six chunk steps, two at a time on two cores; the first to finish judging pauses at the scan's
+    # fault point until it is interrupted, so the cancel lands during the scan however fast it is.
+    marker = tmp_path / "scan-reached"
+    environment = {**os.environ, "INGEST_HOME": str(home), "INGEST_PROGRESS": "0", faults.POINT_ENV: faults.SCAN,
+                   faults.MARKER_ENV: str(marker), faults.ACTION_ENV: "pause"}  # fmt: skip
     environment.pop("DAGSTER_HOME", None)
     running = subprocess.Popen([*CLI, "run", str(big), "--company", "acme", "--form-type", "employee_roster",
-                                "--chunk-rows", str(ROWS_BIG // 12), "--executor", "multiprocess", "--home", str(home)],
+                                "--chunk-rows", str(ROWS_BIG // 6), "--executor", "multiprocess", "--home", str(home)],
                                env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         upload = None
-        while upload is None or upload["stage"] != "scan":
+        while upload is None or upload["stage"] != "scan" or not (marker.exists() and marker.read_text().strip()):
             assert running.poll() is None, running.communicate()
             assert time.monotonic() < deadline, "the run did not reach the scan"
             time.sleep(0.3)
