@@ -50,6 +50,8 @@ from dagster._core.executor.child_process_executor import (
 from dagster._core.executor.multiprocess import MultiprocessExecutor, MultiprocessExecutorChildProcessCommand
 from dagster._utils.interrupts import capture_interrupts, pop_captured_interrupt
 
+from ingest_pipeline.core.processes import process_alive
+
 POOLED_TAG = "ingest/step_pool"  # op tag: its steps run in the pool's long-lived processes
 LOCAL_EXECUTOR_NAME = "ingest_local_executor"
 IDLE_CHECK_SECONDS = 0.5  # how often an idle pool process checks that its run process lives
@@ -58,14 +60,14 @@ STOP_SECONDS = 5.0  # how long a pool process may take to exit when the run's ex
 _launch_one_process_per_step = dagster_multiprocess.execute_step_out_of_process
 
 
-def _pool_process_main(tasks, events, term_event, run_pid: int) -> None:
+def _pool_process_main(tasks, events, term_event, run_pid: int, run_seen_at: float) -> None:
     """A pool process: run each step handed over, as Dagster's step processes run theirs."""
     with capture_interrupts():  # an interrupt between steps is deferred, not fatal
         while True:
             try:
                 task = tasks.get(timeout=IDLE_CHECK_SECONDS)
             except queue.Empty:
-                if not _alive(run_pid):
+                if not process_alive(run_pid, run_seen_at):
                     return
                 continue
             if task is None:
@@ -74,16 +76,6 @@ def _pool_process_main(tasks, events, term_event, run_pid: int) -> None:
             pop_captured_interrupt()  # one that came between steps was for no step of this process
             command = MultiprocessExecutorChildProcessCommand(term_event=term_event, **task)
             _execute_command_in_child_process(events, command)  # start, the step's events, done or error
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -112,7 +104,7 @@ class StepPool:
             self._close(worker)
         tasks, events, term_event = self.context.Queue(), self.context.Queue(), self.context.Event()
         process = self.context.Process(
-            target=_pool_process_main, args=(tasks, events, term_event, os.getpid()), name="ingest-step-pool", daemon=True
+            target=_pool_process_main, args=(tasks, events, term_event, os.getpid(), time.time()), name="ingest-step-pool", daemon=True
         )  # fmt: skip
         process.start()
         worker = _PoolProcess(process, tasks, events, term_event)
