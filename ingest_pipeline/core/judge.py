@@ -58,9 +58,10 @@ def empty_messages() -> pl.DataFrame:
 # --- conversion -------------------------------------------------------------------------------
 
 
-def cell_text(raw: pl.Expr, field: FieldSpec) -> pl.Expr:
-    """Step 2 of judging a cell: trim (unless trim is false); empty text is null."""
-    text = raw.str.strip_chars() if field.trim else raw
+def cell_text(raw: pl.Expr, field: FieldSpec, trim: bool = True) -> pl.Expr:
+    """Step 2 of judging a cell: trim (unless trim is false); empty text is null. `trim=False`
+    when the caller knows that no cell has whitespace to trim (records.cells_may_need_trimming)."""
+    text = raw.str.strip_chars() if field.trim and trim else raw
     return text.replace("", None)  # as when/then/otherwise, at half the cost
 
 
@@ -368,9 +369,9 @@ class ChunkJudge:
         self.schema = build_schema(spec, reference.lookup_values(spec))
         self.severity = {field.name: field.severity.value for field in spec.fields}
 
-    def prepare_frame(self, raw_cells: pl.DataFrame) -> pl.DataFrame:
+    def prepare_frame(self, raw_cells: pl.DataFrame, trim: bool = True) -> pl.DataFrame:
         """raw:<field> columns → add the text (named by field) and converted value of each field."""
-        texts = [cell_text(pl.col(f"raw:{f.name}"), f).alias(f.name) for f in self.spec.fields]
+        texts = [cell_text(pl.col(f"raw:{f.name}"), f, trim).alias(f.name) for f in self.spec.fields]
         frame = raw_cells.with_columns(texts)
         return frame.with_columns(
             converted_once_per_value(frame[f.name], f) if f.type in (FieldType.DATE, FieldType.DATETIME)
@@ -378,9 +379,10 @@ class ChunkJudge:
             for f in self.spec.fields
         )  # fmt: skip
 
-    def judge(self, raw_cells: pl.DataFrame, row_numbers: pl.Series, line_numbers: pl.Series) -> JudgedChunk:
-        """Judge every cell; `raw_cells` has one raw:<field> column per field, one row per record."""
-        frame = self.prepare_frame(raw_cells)
+    def judge(self, raw_cells: pl.DataFrame, row_numbers: pl.Series, line_numbers: pl.Series, trim: bool = True) -> JudgedChunk:
+        """Judge every cell; `raw_cells` has one raw:<field> column per field, one row per record.
+        `trim=False`: no cell has whitespace to trim, so the trim is skipped (the same texts)."""
+        frame = self.prepare_frame(raw_cells, trim)
         failures = self._failure_cases(frame)
         messages = [self._cell_messages(frame, failures, row_numbers, line_numbers)]
         frame, enrich_messages = self._enrich(frame, row_numbers, line_numbers)

@@ -19,6 +19,7 @@ from ingest_pipeline.core.prepare import ChunkInfo, Manifest, UploadWorkspace
 from ingest_pipeline.core.records import (
     Structure,
     as_array,
+    cells_may_need_trimming,
     delimited_cells,
     fixed_width_cells,
     record_spans,
@@ -67,6 +68,7 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
             f"The record contains bytes that are not valid {spec.format.encoding}; save the file as "
             f"{spec.format.encoding} (or fix the characters on this line) and upload it again.",
         ))  # fmt: skip
+    trim = True  # fixed-width cells are padded: always trimmed
     if spec.format.kind == FormatKind.FIXED_WIDTH:
         has_cells = ~undecodable
         raw_cells = pl.DataFrame(
@@ -74,6 +76,7 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
         )  # fmt: skip
     else:
         parsed = delimited_cells(utf8, spans, structure, manifest.expected_cells)
+        trim = cells_may_need_trimming(as_array(utf8), spans, structure)
         wrong_count = ~parsed.complete & ~undecodable
         if wrong_count.any():
             counts = parsed.cell_counts[wrong_count]
@@ -87,7 +90,7 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
         raw_cells = pl.DataFrame(
             [parsed.cells[manifest.column_of_field[f.name]].filter(keep).alias(f"raw:{f.name}") for f in spec.fields]
         )
-    judged = judge.judge(raw_cells, pl.Series(row_numbers[has_cells]), pl.Series(line_numbers[has_cells]))
+    judged = judge.judge(raw_cells, pl.Series(row_numbers[has_cells]), pl.Series(line_numbers[has_cells]), trim)
 
     unique_fields = [f.name for f in spec.fields if f.unique]
     judged_rows = judged.frame.select(

@@ -5,17 +5,20 @@ import io
 import random
 
 import numpy as np
+import polars as pl
 import pytest
 
 from ingest_pipeline.core.filespec import FieldSpec, RecordFormat
 from ingest_pipeline.core.records import (
     Structure,
     as_array,
+    cells_may_need_trimming,
     delimited_cells,
     fixed_width_cells,
     record_spans,
     records_with_bad_bytes,
     slices,
+    split_delimited,
     to_utf8,
 )
 
@@ -92,6 +95,66 @@ def test_records_all_complete_are_cut_by_polars_and_agree_with_csv_module(monkey
     assert sum(result is not None for result in used) > 150  # the fast path, not the fallback, did the work
 
 
+def some_cell_needs_trimming(text: str) -> bool:
+    """The truth, from the exact reader: does trimming (polars' strip_chars) change any cell?"""
+    buffer = text.encode("utf-8")
+    spans, _ = record_spans(as_array(buffer), COMMA)
+    cells = [cell for record in slices(buffer, spans.starts, spans.ends).to_list() for cell in split_delimited(record, ",", '"')]
+    values = pl.Series(cells, dtype=pl.String)
+    return bool((values.str.strip_chars() != values).any())
+
+
+EDGE_PIECES = [" pad", "pad ", "\tx", "x\u00a0", "\u3000x", "\u2009", "x\r", "\x0b", " "]
+INNER_PIECES = ["a", "b c", "", "x, y", 'say "hi" now', 'x "q" y', "é", "\u200bzero-width", "en\u2013dash", "a\rb", "\u00e9t\u00e9"]
+
+
+def test_trimming_is_skipped_only_when_no_cell_has_whitespace_at_its_edges():
+    rng = random.Random(11)
+    skipped = clean = 0
+    for _ in range(600):
+        lines = []
+        for _ in range(rng.randint(1, 20)):
+            cells = []
+            for _ in range(3):
+                value = rng.choice(EDGE_PIECES) if rng.random() < 0.01 else rng.choice(INNER_PIECES)
+                if rng.random() < 0.005:
+                    value = "line\nbreak"
+                quote = any(c in value for c in ',"\r\n') or rng.random() < 0.3
+                cells.append('"' + value.replace('"', '""') + '"' if quote else value)
+            lines.append(",".join(cells))
+        ending = rng.choice(["\n", "\r\n"])
+        text = ending.join(lines) + rng.choice(["", ending])
+        buffer = text.encode("utf-8")
+        spans, _ = record_spans(as_array(buffer), COMMA)
+        needs = some_cell_needs_trimming(text)
+        may_need = cells_may_need_trimming(as_array(buffer), spans, COMMA)
+        assert may_need or not needs, repr(text)  # never skips a trim that would change a cell
+        clean += not needs
+        skipped += not may_need
+    assert skipped > 0.8 * clean  # and does skip it for most chunks that need none
+
+
+@pytest.mark.parametrize(("text", "may_need"), [
+    ("a,b\n", False), ("a,b\r\n", False), ('a,"x, y","say ""hi"" now"\n', False), ("a,\u00e9,en\u2013dash\n", False),
+    ("a, b\n", True), ("a,b \r\n", True), (' a,b', True), ('a," b"\n', True), ('a,"b """\n', False),
+    ('a,"b """\n', False), ('a,""" b"\n', False), ('a,"b ",c\n', True), ("a,\u00a0b\n", True), ("a,b\u3000\n", True),
+    ("a,b\u2009", True), ("a,b\u200b\n", False), ("a,b\r\r\n", True), ("a,b\t\n", True), ('a,"line\nbreak"\n', True),
+])  # fmt: skip
+def test_whitespace_at_a_cell_edge_is_found(text, may_need):
+    buffer = text.encode("utf-8")
+    spans, _ = record_spans(as_array(buffer), COMMA)
+    assert cells_may_need_trimming(as_array(buffer), spans, COMMA) is may_need
+    if not may_need:
+        assert not some_cell_needs_trimming(text)
+
+
+def test_a_whitespace_delimiter_always_trims():
+    tab = Structure(delimiter=ord("\t"), quote=ord('"'))
+    buffer = b"a\tb\n"
+    spans, _ = record_spans(as_array(buffer), tab)
+    assert cells_may_need_trimming(as_array(buffer), spans, tab)
+
+
 def test_quoted_line_breaks_move_line_numbers_but_not_records():
     text = 'id,note\n1,"two\nlines"\n\n2,x\r\n3,"a\r\nb"\n'
     assert tokenize(text, 2) == [(1, ["id", "note"]), (2, ["1", "two\nlines"]), (5, ["2", "x"]), (6, ["3", "a\r\nb"])]
@@ -136,7 +199,6 @@ def test_structure_of_fixed_width_ignores_quotes():
 
 
 def test_split_delimited_reads_a_record_as_the_csv_module_does():
-    from ingest_pipeline.core.records import split_delimited
 
     rng = random.Random(4)
     alphabet = 'ab ,;""\x00é'
@@ -148,7 +210,6 @@ def test_split_delimited_reads_a_record_as_the_csv_module_does():
 
 
 def test_split_delimited_keeps_bare_crs_and_huge_cells_as_text():
-    from ingest_pipeline.core.records import split_delimited
 
     assert split_delimited('1,a\rb,"c\rd"\r', ",", '"') == ["1", "a\rb", "c\rd\r"]
     assert split_delimited("\r,x", ",", '"') == ["\r", "x"]
