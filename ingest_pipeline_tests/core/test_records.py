@@ -10,6 +10,8 @@ import pytest
 
 from ingest_pipeline.core.filespec import FieldSpec, RecordFormat
 from ingest_pipeline.core.records import (
+    ASCII_WHITESPACE,
+    WIDE_WHITESPACE,
     Structure,
     as_array,
     cells_may_need_trimming,
@@ -146,6 +148,13 @@ def test_whitespace_at_a_cell_edge_is_found(text, may_need):
     assert cells_may_need_trimming(as_array(buffer), spans, COMMA) is may_need
     if not may_need:
         assert not some_cell_needs_trimming(text)
+
+
+def test_the_whitespace_table_is_what_polars_trims():
+    characters = pl.Series([chr(code) for code in range(0x110000) if not 0xD800 <= code < 0xE000])
+    trimmed = set(characters.filter(characters.str.strip_chars() == "").to_list())
+    table = {chr(byte) for byte in np.flatnonzero(ASCII_WHITESPACE)} | {"\n"} | {w.decode() for w in WIDE_WHITESPACE}
+    assert trimmed == table
 
 
 def test_a_whitespace_delimiter_always_trims():
