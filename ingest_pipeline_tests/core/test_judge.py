@@ -1,6 +1,7 @@
 """Each cell rule of filespec.md, judged through the generated pandera schema."""
 
 import datetime as dt
+import random
 import re
 
 import polars as pl
@@ -58,6 +59,17 @@ def test_trim_false_keeps_spaces_and_only_empty_text_is_null():
 def test_type_conversion_is_strict(field_type, good, bad):
     result = broken(f"{{name: a, type: {field_type}}}", good + bad)
     assert result == [(len(good) + i + 1, "type") for i in range(len(bad))]
+
+
+def test_integers_are_read_as_the_contract_reads_them():
+    rng = random.Random(3)
+    texts = ["".join(rng.choice("0123456789+- .e\u0663x_") for _ in range(rng.randint(1, 21))) for _ in range(20_000)]
+    texts += ["9223372036854775807", "-9223372036854775808", "9223372036854775808", "-9223372036854775809"]
+    field = parse_filespec({"form_type": "t", "fields": [{"name": "a", "type": "integer"}]}, "t.yaml").fields[0]
+    got = pl.DataFrame({"a": texts}).select(converted(pl.col("a"), field)).to_series().to_list()
+    expected = [int(t) if re.fullmatch(r"[+-]?[0-9]+", t) and -(2**63) <= int(t) < 2**63 else None for t in texts]
+    assert got == expected
+    assert sum(value is not None for value in got) > 1_000  # many readable ones among them
 
 
 def test_type_failure_skips_the_cells_other_rules():
