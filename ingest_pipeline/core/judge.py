@@ -183,7 +183,7 @@ def field_checks(field: FieldSpec, lookup_values: pl.Series | None) -> list[pa.C
     if field.maximum is not None:
         checks.append(_check("maximum", lambda: skipped | (typed <= _bound_literal(field, "maximum"))))
     if lookup_values is not None:
-        checks.append(_check("lookup", lambda: skipped | text.is_in(lookup_values)))
+        checks.append(_check("lookup", lambda: skipped | text.is_in(lookup_values.implode())))
     return checks
 
 

@@ -120,7 +120,7 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     rows = rows.insert_column(3, texts)
     messages = pl.concat([*row_messages, judged.messages]) if row_messages else judged.messages
     workspace.scans.mkdir(parents=True, exist_ok=True)
-    write_work_parquet(rows, workspace.scan_rows(chunk.index))
+    write_work_parquet(rows, workspace.scan_rows(chunk.index), sequences=("_row_number", "_line_number"))
     fault_point(faults.SCAN)
     write_work_parquet(messages, workspace.scan_messages(chunk.index))
     return ChunkScan(chunk.index, chunk.records, int(rows["_rejected"].sum()), messages.height)
@@ -136,18 +136,22 @@ def record_texts(spec: FileSpec, chunk: ChunkInfo, workspace: UploadWorkspace, o
 DICTIONARY_SAMPLE_ROWS = 8192
 
 
-def write_work_parquet(frame: pl.DataFrame, path: Path) -> None:
+def write_work_parquet(frame: pl.DataFrame, path: Path, sequences: tuple[str, ...] = ()) -> None:
     """Write a short-lived work file, read whole by DuckDB: lz4, no column statistics, and
     dictionary encoding only for columns whose values repeat (judged on the first rows).
 
     Dictionaries make DuckDB's distinct counts over repeating columns several times faster, but
     building one for a column of mostly distinct values is the writer's largest cost (measured on a
-    496k-row roster chunk: 225 ms CPU this way, 317-412 ms with polars' writer, which makes them all)."""
+    496k-row roster chunk: 225 ms CPU this way, 317-412 ms with polars' writer, which makes them all).
+    The integer columns named in `sequences` (row and line numbers, which count up) are delta
+    encoded: 4 ms instead of 8 each for a 496k-row chunk, and next to no bytes."""
     head = frame.head(DICTIONARY_SAMPLE_ROWS)
     repeating = [name for name in frame.columns if head[name].n_unique() * 8 <= max(head.height, 1)]
+    delta = {name: "DELTA_BINARY_PACKED" for name in sequences if name not in repeating}
     # The newest compatibility level hands polars' string views to Arrow as they are, no copy.
     table = frame.to_arrow(compat_level=pl.CompatLevel.newest())
-    pq.write_table(table, path, use_dictionary=repeating, compression="lz4", write_statistics=False)
+    pq.write_table(table, path, use_dictionary=repeating, compression="lz4", write_statistics=False,
+                   column_encoding=delta or None)  # fmt: skip
 
 
 def _row_message(row_numbers: np.ndarray, line_numbers: np.ndarray, rule: str, message: str | list[str]) -> pl.DataFrame:
