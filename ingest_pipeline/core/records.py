@@ -294,6 +294,8 @@ def cells_may_need_trimming(data: np.ndarray, spans: RecordSpans, structure: Str
         return True
     if ASCII_WHITESPACE[structure.delimiter] or (structure.quote is not None and ASCII_WHITESPACE[structure.quote]):
         return True
+    if found.quotes.size % 2:  # a quoted cell left open at the end: its line breaks are text
+        return True
     size = data.size
     line_ended = spans.non_blank.size - (1 if size and data[-1] != NEWLINE else 0)
     if found.newlines.size != line_ended:  # a line break inside a quoted cell
