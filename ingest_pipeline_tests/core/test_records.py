@@ -129,7 +129,7 @@ def test_trimming_is_skipped_only_when_no_cell_has_whitespace_at_its_edges():
         if rng.random() < 0.05:  # the file ends inside a quoted cell
             text += ',"open' + rng.choice(["", " ", "\n", ending])
         buffer = text.encode("utf-8")
-        spans, _ = record_spans(as_array(buffer), COMMA)
+        spans, _ = record_spans(as_array(buffer), COMMA, find_spaces=True)
         needs = some_cell_needs_trimming(text)
         may_need = cells_may_need_trimming(as_array(buffer), spans, COMMA)
         assert may_need or not needs, repr(text)  # never skips a trim that would change a cell
@@ -146,7 +146,7 @@ def test_trimming_is_skipped_only_when_no_cell_has_whitespace_at_its_edges():
 ])  # fmt: skip
 def test_whitespace_at_a_cell_edge_is_found(text, may_need):
     buffer = text.encode("utf-8")
-    spans, _ = record_spans(as_array(buffer), COMMA)
+    spans, _ = record_spans(as_array(buffer), COMMA, find_spaces=True)
     assert cells_may_need_trimming(as_array(buffer), spans, COMMA) is may_need
     if not may_need:
         assert not some_cell_needs_trimming(text)
@@ -162,8 +162,17 @@ def test_the_whitespace_table_is_what_polars_trims():
 def test_a_whitespace_delimiter_always_trims():
     tab = Structure(delimiter=ord("\t"), quote=ord('"'))
     buffer = b"a\tb\n"
-    spans, _ = record_spans(as_array(buffer), tab)
+    spans, _ = record_spans(as_array(buffer), tab, find_spaces=True)
     assert cells_may_need_trimming(as_array(buffer), spans, tab)
+
+
+def test_records_found_without_the_whitespace_always_trim():
+    buffer = b"a,b\n"
+    with_spaces, _ = record_spans(as_array(buffer), COMMA, find_spaces=True)
+    without, _ = record_spans(as_array(buffer), COMMA)
+    assert not cells_may_need_trimming(as_array(buffer), with_spaces, COMMA)
+    assert cells_may_need_trimming(as_array(buffer), without, COMMA)
+    assert without.starts.tolist() == with_spaces.starts.tolist() and without.structural.quotes.tolist() == with_spaces.structural.quotes.tolist()
 
 
 def test_quoted_line_breaks_move_line_numbers_but_not_records():
