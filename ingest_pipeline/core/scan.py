@@ -53,9 +53,10 @@ def scan_chunk(spec: FileSpec, manifest: Manifest, chunk: ChunkInfo, workspace: 
     raw_bytes = workspace.chunk_file(chunk.index).read_bytes()
     structure = Structure.of(spec.format)
     utf8, bad_positions = to_utf8(raw_bytes, spec.format.encoding)
-    transcoded = utf8 is not raw_bytes
-    raw_spans, _ = record_spans(as_array(raw_bytes), structure, find_spaces=not transcoded)
-    spans, _ = record_spans(as_array(utf8), structure, find_spaces=True) if transcoded else (raw_spans, None)
+    transcoded, delimited = utf8 is not raw_bytes, spec.format.kind != FormatKind.FIXED_WIDTH
+    # Delimited cells are trimmed only if some whitespace touches a cell's edge (found with the records).
+    raw_spans, _ = record_spans(as_array(raw_bytes), structure, find_spaces=delimited and not transcoded)
+    spans, _ = record_spans(as_array(utf8), structure, find_spaces=delimited) if transcoded else (raw_spans, None)
     if spans.starts.size != chunk.records or raw_spans.starts.size != chunk.records:
         raise RuntimeError(f"chunk {chunk.index} has {spans.starts.size} records, the manifest says {chunk.records}")
     undecodable = records_with_bad_bytes(raw_spans, bad_positions)
